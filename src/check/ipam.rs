@@ -1,0 +1,169 @@
+//! Address allocation, pure and deterministic: the lowest free host address of a
+//! network's pool (its ip-range, else its subnet), never the network address, the
+//! broadcast address or the gateway. Addresses already held are reserved first, then the
+//! static ones a script asks for, then the rest are handed out in statement order.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ipnetwork::{Ipv4Network, Ipv6Network};
+
+/// The free and taken addresses of one pool. Addresses are kept as `u128` so that one
+/// allocator serves IPv4 and IPv6.
+#[derive(Debug)]
+pub struct Pool {
+    last: u128,
+    /// Who holds each taken address (an endpoint name, or "the gateway").
+    taken: HashMap<u128, String>,
+    /// Every address below this one is taken: allocation only ever moves forward.
+    cursor: u128,
+}
+
+impl Pool {
+    /// The host addresses of `subnet` that lie in `range`, less the gateway.
+    pub fn v4(subnet: Ipv4Network, range: Ipv4Network, gateway: Ipv4Addr) -> Pool {
+        let host_first = u32::from(subnet.network()) as u128 + 1;
+        let host_last = u32::from(subnet.broadcast()) as u128 - 1;
+        let first = host_first.max(u32::from(range.network()) as u128);
+        let last = host_last.min(u32::from(range.broadcast()) as u128);
+        Pool::new(first, last, u32::from(gateway) as u128)
+    }
+
+    pub fn v6(subnet: Ipv6Network, gateway: Ipv6Addr) -> Pool {
+        let network = u128::from(subnet.network());
+        let size_minus_one = u128::MAX >> subnet.prefix();
+        Pool::new(network + 1, network + size_minus_one, u128::from(gateway))
+    }
+
+    fn new(first: u128, last: u128, gateway: u128) -> Pool {
+        let mut pool = Pool {
+            last,
+            taken: HashMap::new(),
+            cursor: first,
+        };
+        pool.taken.insert(gateway, "the gateway".to_string());
+        pool
+    }
+
+    /// Marks an address as held; says who holds it already if it is taken.
+    pub fn reserve(&mut self, address: u128, holder: &str) -> Result<(), String> {
+        match self.taken.get(&address) {
+            Some(other) => Err(other.clone()),
+            None => {
+                self.taken.insert(address, holder.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// The lowest free address, now taken by `holder`; `None` when the pool is full.
+    pub fn allocate(&mut self, holder: &str) -> Option<u128> {
+        while self.cursor <= self.last {
+            let candidate = self.cursor;
+            self.cursor += 1;
+            if let Entry::Vacant(slot) = self.taken.entry(candidate) {
+                slot.insert(holder.to_string());
+                return Some(candidate);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v4(subnet: &str, range: &str, gw: &str) -> Pool {
+        Pool::v4(
+            subnet.parse().unwrap(),
+            range.parse().unwrap(),
+            gw.parse().unwrap(),
+        )
+    }
+
+    fn ip(a: u128) -> Ipv4Addr {
+        Ipv4Addr::from(a as u32)
+    }
+
+    #[test]
+    fn skips_network_gateway_and_broadcast() {
+        let mut pool = v4("10.0.0.0/30", "10.0.0.0/30", "10.0.0.1");
+        assert_eq!(pool.allocate("a").map(ip), Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(pool.allocate("b"), None);
+    }
+
+    #[test]
+    fn static_addresses_are_skipped_and_reported() {
+        let mut pool = v4("10.0.0.0/24", "10.0.0.0/24", "10.0.0.1");
+        pool.reserve(u32::from(Ipv4Addr::new(10, 0, 0, 2)) as u128, "web")
+            .unwrap();
+        assert_eq!(pool.allocate("a").map(ip), Some("10.0.0.3".parse().unwrap()));
+        assert_eq!(
+            pool.reserve(u32::from(Ipv4Addr::new(10, 0, 0, 2)) as u128, "db"),
+            Err("web".to_string())
+        );
+        assert_eq!(
+            pool.reserve(u32::from(Ipv4Addr::new(10, 0, 0, 1)) as u128, "db"),
+            Err("the gateway".to_string())
+        );
+    }
+
+    #[test]
+    fn ip_range_bounds_allocation() {
+        let mut pool = v4("10.0.0.0/24", "10.0.0.128/30", "10.0.0.1");
+        let got: Vec<_> = std::iter::from_fn(|| pool.allocate("x").map(ip)).collect();
+        let want: Vec<Ipv4Addr> = ["10.0.0.128", "10.0.0.129", "10.0.0.130", "10.0.0.131"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn ipv6_starts_after_the_gateway() {
+        let mut pool = Pool::v6("fd00::/126".parse().unwrap(), "fd00::1".parse().unwrap());
+        let got: Vec<_> = std::iter::from_fn(|| pool.allocate("x").map(Ipv6Addr::from)).collect();
+        assert_eq!(
+            got,
+            vec!["fd00::2".parse::<Ipv6Addr>().unwrap(), "fd00::3".parse().unwrap()]
+        );
+    }
+
+    proptest! {
+        /// Whatever is reserved first, allocation never hands out an address twice, nor
+        /// one outside the pool, nor the network, broadcast or gateway address.
+        #[test]
+        fn never_twice_never_outside(
+            prefix in 22u8..=30,
+            range_prefix in 22u8..=32,
+            offset in 0u32..1024,
+            gw_offset in 1u32..1023,
+            statics in proptest::collection::vec(0u32..1024, 0..20),
+        ) {
+            let subnet = Ipv4Network::new(Ipv4Addr::new(10, 7, 0, 0), prefix).unwrap();
+            let size = subnet.size();
+            let range_prefix = range_prefix.max(prefix);
+            let range_base = Ipv4Addr::from(u32::from(subnet.network()) + offset % size);
+            let range = Ipv4Network::new(range_base, range_prefix).unwrap();
+            let range = Ipv4Network::new(range.network(), range_prefix).unwrap();
+            let gateway = Ipv4Addr::from(u32::from(subnet.network()) + 1 + gw_offset % (size - 2));
+            let mut pool = Pool::v4(subnet, range, gateway);
+            let mut seen = std::collections::HashSet::new();
+            for s in statics {
+                let a = u32::from(subnet.network()) as u128 + 1 + (s % (size - 2)) as u128;
+                if pool.reserve(a, "static").is_ok() {
+                    prop_assert!(seen.insert(a));
+                }
+            }
+            while let Some(a) = pool.allocate("dyn") {
+                prop_assert!(seen.insert(a), "{} handed out twice", ip(a));
+                let addr = ip(a);
+                prop_assert!(subnet.contains(addr) && range.contains(addr));
+                prop_assert!(addr != subnet.network() && addr != subnet.broadcast() && addr != gateway);
+            }
+        }
+    }
+}

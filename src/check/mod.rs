@@ -1,0 +1,491 @@
+//! The checker: a script's syntax tree, read against the committed model, becomes the
+//! desired model. It expands variables, loops and includes, resolves every name, checks
+//! every value, allocates addresses, and reports every error of the script at once.
+//! Pure: it reads the script's files and nothing else.
+
+mod actions;
+mod declare;
+mod ipam;
+mod lifecycle;
+mod suggest;
+mod usage;
+pub mod values;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+pub use actions::{Action, Target};
+
+use crate::error::{Diagnostic, ErrorKind};
+use crate::model::{Model, ObjectKind};
+use crate::syntax::{self, Ident, Opt, Sources, Span, Statement, StatementKind, Word, WordPart};
+
+/// The most times one `for` loop may run.
+const LOOP_LIMIT: u64 = 100_000;
+
+/// What a script asks for: the desired model, the statement behind each object it
+/// touched, and the actions (`exec`, `expect`, `serve`) to run once it is applied.
+#[derive(Debug)]
+pub struct Checked {
+    pub model: Model,
+    pub causes: Causes,
+    pub actions: Vec<Action>,
+}
+
+/// The statement that last declared, changed or removed each object.
+pub type Causes = HashMap<(ObjectKind, String), Span>;
+
+/// Checks the already-loaded `files`, in order, as one script against `committed`.
+pub fn check(
+    sources: &mut Sources,
+    files: &[syntax::FileId],
+    committed: &Model,
+) -> Result<Checked, Vec<Diagnostic>> {
+    let mut checker = Checker::new(sources, committed);
+    for &file in files {
+        let path = checker.sources.get(file).name.clone();
+        checker.include_stack = canonical(Path::new(&path)).into_iter().collect();
+        let text = checker.sources.get(file).text.clone();
+        match syntax::parse(file, &text) {
+            Ok(script) => checker.statements(&script.statements),
+            Err(e) => checker.errors.push(*e),
+        }
+    }
+    checker.allocate_addresses();
+    checker.finish()
+}
+
+fn canonical(path: &Path) -> Option<PathBuf> {
+    std::fs::canonicalize(path).ok()
+}
+
+struct Checker<'a> {
+    sources: &'a mut Sources,
+    model: Model,
+    /// Variables, innermost scope last.
+    scopes: Vec<HashMap<String, String>>,
+    /// Objects declared by this script, and where.
+    declared: HashMap<(ObjectKind, String), Span>,
+    /// Objects whose declaration had errors: references to them raise nothing more.
+    broken: HashSet<(ObjectKind, String)>,
+    /// `(sandbox, network)` pairs connected by this script, and where.
+    connected: HashMap<(String, String), Span>,
+    /// Each sandbox's endpoints in join order.
+    joined: HashMap<String, Vec<String>>,
+    /// Host-side interface names in use, to keep derived ones unique.
+    host_ifnames: HashSet<String>,
+    /// Endpoints made by this script, still waiting for addresses, in statement order.
+    pending: Vec<declare::PendingAddress>,
+    causes: Causes,
+    actions: Vec<Action>,
+    errors: Vec<Diagnostic>,
+    include_stack: Vec<PathBuf>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(sources: &'a mut Sources, committed: &Model) -> Checker<'a> {
+        let model = committed.clone();
+        let mut joined: HashMap<String, Vec<String>> = HashMap::new();
+        for endpoint in model.endpoints.values() {
+            if let Some(sandbox) = &endpoint.sandbox {
+                joined
+                    .entry(sandbox.clone())
+                    .or_default()
+                    .push(endpoint.name.clone());
+            }
+        }
+        let host_ifnames = model.endpoints.values().map(|e| e.host_ifname.clone()).collect();
+        Checker {
+            sources,
+            model,
+            scopes: vec![HashMap::new()],
+            declared: HashMap::new(),
+            broken: HashSet::new(),
+            connected: HashMap::new(),
+            joined,
+            host_ifnames,
+            pending: Vec::new(),
+            causes: Causes::new(),
+            actions: Vec::new(),
+            errors: Vec::new(),
+            include_stack: Vec::new(),
+        }
+    }
+
+    fn finish(self) -> Result<Checked, Vec<Diagnostic>> {
+        if self.errors.is_empty() {
+            return Ok(Checked {
+                model: self.model,
+                causes: self.causes,
+                actions: self.actions,
+            });
+        }
+        // A loop body repeats its errors once per turn: report each once.
+        let mut seen = HashSet::new();
+        let mut errors = self.errors;
+        errors.retain(|e| seen.insert((e.span, e.kind.clone())));
+        Err(errors)
+    }
+
+    fn error(&mut self, kind: ErrorKind, span: Span) {
+        self.errors.push(Diagnostic::new(kind, span));
+    }
+
+    fn statements(&mut self, statements: &[Statement]) {
+        for statement in statements {
+            self.statement(statement);
+        }
+    }
+
+    fn statement(&mut self, statement: &Statement) {
+        if let Some(first) = statement.tail.first() {
+            self.unknown_option(statement, first);
+        }
+        let span = statement.span;
+        match &statement.kind {
+            StatementKind::Network { name, options } => self.network(span, name, options),
+            StatementKind::Sandbox { name, options } => self.sandbox(span, name, options),
+            StatementKind::Endpoint {
+                name,
+                network,
+                options,
+            } => self.endpoint(span, name, network, options),
+            StatementKind::Connect {
+                sandbox,
+                network,
+                options,
+            } => self.connect(span, sandbox, network, options),
+            StatementKind::Disconnect { sandbox, network } => self.disconnect(span, sandbox, network),
+            StatementKind::Remove { kind, name } => self.remove(span, kind, name),
+            StatementKind::Stop { sandbox } => self.set_running(span, sandbox, false),
+            StatementKind::Start { sandbox } => self.set_running(span, sandbox, true),
+            StatementKind::Publish {
+                sandbox,
+                ports,
+                options,
+            } => self.publish(span, sandbox, ports, options),
+            StatementKind::Exec { sandbox, command } => self.exec(span, sandbox, command),
+            StatementKind::Expect {
+                sandbox,
+                reaches,
+                target,
+                options,
+            } => self.expect(span, sandbox, *reaches, target, options),
+            StatementKind::Serve { sandbox, options } => self.serve(span, sandbox, options),
+            StatementKind::Let { name, value } => {
+                if let Some(value) = self.expand(value) {
+                    self.scopes
+                        .last_mut()
+                        .expect("a scope")
+                        .insert(name.name.clone(), value);
+                }
+            }
+            StatementKind::For { var, range, body } => self.for_loop(var, range, body),
+            StatementKind::Include { path } => self.include(span, path),
+            StatementKind::Malformed { keyword } => self.error(
+                ErrorKind::MalformedStatement {
+                    keyword: keyword.name.clone(),
+                    usage: usage::usage(&keyword.name),
+                },
+                span,
+            ),
+            StatementKind::Unknown { word } => {
+                let text = self.sources.text(word.span).to_string();
+                let suggestion = suggest::closest(&text, usage::keywords());
+                self.error(
+                    ErrorKind::UnknownStatement {
+                        word: text,
+                        suggestion,
+                    },
+                    word.span,
+                );
+            }
+        }
+    }
+
+    /// The first word after a statement that fits none of its options.
+    fn unknown_option(&mut self, statement: &Statement, word: &Word) {
+        let keyword = statement_keyword(&statement.kind);
+        let text = self.sources.text(word.span).to_string();
+        let suggestion = suggest::closest(&text, usage::options(keyword).iter().copied());
+        self.error(
+            ErrorKind::UnknownOption {
+                statement: usage::keyword(keyword),
+                option: text,
+                suggestion,
+                usage: usage::usage(keyword),
+            },
+            word.span,
+        );
+    }
+
+    fn for_loop(&mut self, var: &Ident, range: &Word, body: &[Statement]) {
+        let Some(text) = self.expand(range) else { return };
+        let (start, end) = match values::range(&text, LOOP_LIMIT) {
+            Ok(bounds) => bounds,
+            Err(reason) => return self.error(ErrorKind::BadRange { text, reason }, range.span),
+        };
+        for i in start..=end {
+            self.scopes
+                .push(HashMap::from([(var.name.clone(), i.to_string())]));
+            self.statements(body);
+            self.scopes.pop();
+        }
+    }
+
+    fn include(&mut self, span: Span, path: &Word) {
+        let Some(text) = self.expand(path) else { return };
+        let including = Path::new(&self.sources.get(span.file).name);
+        let resolved = including.parent().unwrap_or(Path::new("")).join(&text);
+        let unreadable = |reason: String| ErrorKind::IncludeUnreadable {
+            path: text.clone(),
+            reason,
+        };
+        let contents = match std::fs::read_to_string(&resolved) {
+            Ok(contents) => contents,
+            Err(e) => return self.error(unreadable(io_reason(&e)), path.span),
+        };
+        let Some(canonical) = canonical(&resolved) else {
+            return self.error(unreadable("cannot resolve its path".into()), path.span);
+        };
+        if let Some(at) = self.include_stack.iter().position(|p| *p == canonical) {
+            let chain: Vec<String> = self.include_stack[at..]
+                .iter()
+                .chain([&canonical])
+                .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+                .collect();
+            return self.error(
+                ErrorKind::IncludeCycle {
+                    chain: chain.join(" → "),
+                },
+                path.span,
+            );
+        }
+        let file = self.sources.add(resolved.to_string_lossy(), contents.as_str());
+        match syntax::parse(file, &contents) {
+            Ok(script) => {
+                self.include_stack.push(canonical);
+                self.statements(&script.statements);
+                self.include_stack.pop();
+            }
+            Err(e) => self.errors.push(*e),
+        }
+    }
+
+    // ---- words and options ---------------------------------------------------------
+
+    /// A word with its variables replaced; `None` (and an error) if one is undefined.
+    fn expand(&mut self, word: &Word) -> Option<String> {
+        let mut text = String::new();
+        for part in &word.parts {
+            match part {
+                WordPart::Literal(s) => text.push_str(s),
+                WordPart::Var { name, span } => match self.lookup(name) {
+                    Some(value) => text.push_str(value),
+                    None => {
+                        let suggestion = suggest::closest(
+                            name,
+                            self.scopes.iter().flat_map(|s| s.keys().map(String::as_str)),
+                        );
+                        self.error(
+                            ErrorKind::UndefinedVariable {
+                                name: name.clone(),
+                                suggestion,
+                            },
+                            *span,
+                        );
+                        return None;
+                    }
+                },
+            }
+        }
+        Some(text)
+    }
+
+    fn lookup(&self, name: &str) -> Option<&String> {
+        self.scopes.iter().rev().find_map(|scope| scope.get(name))
+    }
+
+    /// A word expanded and parsed; `None` (and an error at the word) if it is not valid.
+    fn value<T, E: Into<String>>(
+        &mut self,
+        word: &Word,
+        what: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        let text = self.expand(word)?;
+        match parse(&text) {
+            Ok(value) => Some(value),
+            Err(reason) => {
+                self.error(
+                    ErrorKind::InvalidValue {
+                        what,
+                        value: text,
+                        reason: reason.into(),
+                    },
+                    word.span,
+                );
+                None
+            }
+        }
+    }
+
+    /// An object name, expanded and validated.
+    fn name(&mut self, word: &Word) -> Option<String> {
+        let text = self.expand(word)?;
+        match values::name(&text) {
+            Ok(()) => Some(text),
+            Err(reason) => {
+                self.error(ErrorKind::InvalidName { name: text, reason }, word.span);
+                None
+            }
+        }
+    }
+
+    /// The options of one statement by key; a key given twice is an error.
+    fn options<'o>(&mut self, options: &'o [Opt]) -> HashMap<&'o str, &'o Opt> {
+        let mut by_key = HashMap::new();
+        for option in options {
+            if by_key.insert(option.key.name.as_str(), option).is_some() {
+                self.error(
+                    ErrorKind::RepeatedOption {
+                        option: option.key.name.clone(),
+                    },
+                    option.key.span,
+                );
+            }
+        }
+        by_key
+    }
+
+    /// The one value of an option; an error if it has none.
+    fn single<'o>(&mut self, option: &'o Opt, keyword: &str) -> Option<&'o Word> {
+        let value = option.values.first();
+        if value.is_none() {
+            self.missing_value(option, keyword);
+        }
+        value
+    }
+
+    /// Every value of a list option (`alias`, `dns`), expanded; an error if it has none.
+    fn list(&mut self, option: &Opt, keyword: &str) -> Option<Vec<(String, Span)>> {
+        if option.values.is_empty() {
+            self.missing_value(option, keyword);
+            return None;
+        }
+        option
+            .values
+            .iter()
+            .map(|w| self.expand(w).map(|text| (text, w.span)))
+            .collect()
+    }
+
+    fn missing_value(&mut self, option: &Opt, keyword: &str) {
+        self.error(
+            ErrorKind::MissingValue {
+                option: option.key.name.clone(),
+                usage: usage::usage(keyword),
+            },
+            option.key.span,
+        );
+    }
+
+    // ---- references ----------------------------------------------------------------
+
+    /// Resolves a reference to an existing object. Unknown names are errors, with a
+    /// did-you-mean; names whose own declaration failed resolve to `None` silently.
+    fn reference(&mut self, kind: ObjectKind, word: &Word) -> Option<String> {
+        let name = self.expand(word)?;
+        let known = match kind {
+            ObjectKind::Network => self.model.networks.contains_key(&name),
+            ObjectKind::Sandbox => self.model.sandboxes.contains_key(&name),
+            ObjectKind::Endpoint => self.model.endpoints.contains_key(&name),
+        };
+        if known {
+            return Some(name);
+        }
+        if !self.broken.contains(&(kind, name.clone())) {
+            let suggestion = match kind {
+                ObjectKind::Network => {
+                    suggest::closest(&name, self.model.networks.keys().map(String::as_str))
+                }
+                ObjectKind::Sandbox => {
+                    suggest::closest(&name, self.model.sandboxes.keys().map(String::as_str))
+                }
+                ObjectKind::Endpoint => {
+                    suggest::closest(&name, self.model.endpoints.keys().map(String::as_str))
+                }
+            };
+            self.error(
+                ErrorKind::UnknownReference {
+                    kind,
+                    name,
+                    suggestion,
+                },
+                word.span,
+            );
+        }
+        None
+    }
+
+    /// Records a declaration; a second one of the same name in this script is an error.
+    fn declare(&mut self, kind: ObjectKind, name: &str, span: Span) -> bool {
+        if let Some(first) = self.declared.get(&(kind, name.to_string())) {
+            let first = *first;
+            self.errors.push(
+                Diagnostic::new(
+                    ErrorKind::Duplicate {
+                        kind,
+                        name: name.to_string(),
+                    },
+                    span,
+                )
+                .with_related(first, "first declared here"),
+            );
+            return false;
+        }
+        self.declared.insert((kind, name.to_string()), span);
+        true
+    }
+}
+
+/// The keyword of a statement form (for usage lines and option suggestions).
+fn statement_keyword(kind: &StatementKind) -> &'static str {
+    match kind {
+        StatementKind::Network { .. } => "network",
+        StatementKind::Sandbox { .. } => "sandbox",
+        StatementKind::Endpoint { .. } => "endpoint",
+        StatementKind::Connect { .. } => "connect",
+        StatementKind::Disconnect { .. } => "disconnect",
+        StatementKind::Remove { .. } => "remove",
+        StatementKind::Stop { .. } => "stop",
+        StatementKind::Start { .. } => "start",
+        StatementKind::Publish { .. } => "publish",
+        StatementKind::Exec { .. } => "exec",
+        StatementKind::Expect { .. } => "expect",
+        StatementKind::Serve { .. } => "serve",
+        StatementKind::Let { .. } => "let",
+        StatementKind::For { .. } => "for",
+        StatementKind::Include { .. } => "include",
+        StatementKind::Malformed { .. } | StatementKind::Unknown { .. } => {
+            unreachable!("malformed and unknown statements have no options")
+        }
+    }
+}
+
+/// An I/O error in words, without Rust's `(os error 2)`.
+pub fn io_reason(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
+        std::io::ErrorKind::InvalidData => "it is not UTF-8 text".into(),
+        _ => {
+            let text = error.to_string();
+            match text.find(" (os error") {
+                Some(at) => text[..at].to_string(),
+                None => text,
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! cnm: a shell-like language for Docker's Container Network Model on Linux.
+//!
+//! The pipeline, one module per stage:
+//! text ─[`syntax`]→ syntax tree ─[`check`]→ desired [`model`] ─[`plan`]→ kernel operations.
+//! [`state`] holds the committed model; [`cli`] is the command line over all of it.
+
+pub mod check;
+pub mod cli;
+pub mod error;
+pub mod model;
+pub mod plan;
+pub mod state;
+pub mod syntax;
+
+use check::Checked;
+use error::Diagnostic;
+use model::Model;
+use syntax::{FileId, Sources};
+
+/// Reads, checks and plans scripts already loaded into `sources`, against `committed`.
+pub fn plan_scripts(
+    sources: &mut Sources,
+    files: &[FileId],
+    committed: &Model,
+) -> Result<(Checked, plan::Plan), Vec<Diagnostic>> {
+    let checked = check::check(sources, files, committed)?;
+    let plan = plan::plan(committed, &checked);
+    Ok((checked, plan))
+}

@@ -1,0 +1,487 @@
+//! The planner: the difference between the committed model and the desired one, as the
+//! objects that change and the ordered kernel operations that change them, each with
+//! the operations that undo it. Pure and deterministic: the same two models always give
+//! the same plan, byte for byte.
+//!
+//! Order: what goes away first (endpoints, files, sandboxes, networks), then what
+//! comes (networks, sandboxes, endpoints, files), each in model order. A sandbox's
+//! namespace is deleted whole: the veths inside go with it, so they get no steps of
+//! their own, and the namespace's undo recreates them.
+
+mod kernel;
+pub mod op;
+pub mod render;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::check::{Causes, Checked};
+use crate::model::{Endpoint, Model, Network, ObjectKind, Sandbox};
+use crate::syntax::Span;
+use kernel::Kernel;
+pub use op::{EtcFile, Op};
+
+#[derive(Debug)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.steps.is_empty()
+    }
+
+    pub fn count(&self, action: ChangeAction) -> usize {
+        self.changes.iter().filter(|c| c.action == action).count()
+    }
+}
+
+/// One kernel operation, what undoes it, and the statement that called for it.
+#[derive(Debug)]
+pub struct Step {
+    pub op: Op,
+    pub undo: Vec<Op>,
+    pub cause: Option<Span>,
+}
+
+/// One object that the plan adds, changes or removes.
+#[derive(Debug)]
+pub struct Change {
+    pub action: ChangeAction,
+    pub kind: ObjectKind,
+    pub name: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeAction {
+    Add,
+    Change,
+    Remove,
+}
+
+pub fn plan(committed: &Model, desired: &Checked) -> Plan {
+    let before = Kernel::new(committed);
+    let after = Kernel::new(&desired.model);
+    let mut planner = Planner {
+        before: &before,
+        after: &after,
+        causes: &desired.causes,
+        steps: Vec::new(),
+    };
+    planner.removals();
+    planner.additions();
+    Plan {
+        changes: changes(committed, &desired.model, &before, &after),
+        steps: planner.steps,
+    }
+}
+
+struct Planner<'a, 'm> {
+    before: &'a Kernel<'m>,
+    after: &'a Kernel<'m>,
+    causes: &'a Causes,
+    steps: Vec<Step>,
+}
+
+/// An endpoint's ops but its default route, which can change on its own.
+fn without_route(ops: &[Op]) -> Vec<&Op> {
+    ops.iter()
+        .filter(|op| !matches!(op, Op::AddRoute { .. }))
+        .collect()
+}
+
+impl Planner<'_, '_> {
+    fn cause(&self, kind: ObjectKind, name: &str) -> Option<Span> {
+        self.causes.get(&(kind, name.to_string())).copied()
+    }
+
+    fn step(&mut self, op: Op, undo: Vec<Op>, cause: Option<Span>) {
+        self.steps.push(Step { op, undo, cause });
+    }
+
+    /// Each op as a step undone by its inverse.
+    fn create(&mut self, ops: Vec<Op>, cause: Option<Span>) {
+        for op in ops {
+            let undo = vec![op.inverse()];
+            self.step(op, undo, cause);
+        }
+    }
+
+    fn desired_endpoint_ops(&self, name: &str) -> Vec<Op> {
+        self.after
+            .model
+            .endpoints
+            .get(name)
+            .map_or_else(Vec::new, |e| self.after.endpoint_ops(e))
+    }
+
+    /// Whether a sandbox's namespace exists now and is deleted by this plan.
+    fn netns_dies(&self, sandbox: &str) -> bool {
+        self.before.live_netns(sandbox).is_some()
+            && self.after.live_netns(sandbox) != self.before.live_netns(sandbox)
+    }
+
+    fn removals(&mut self) {
+        let (before, after) = (self.before, self.after);
+        for old in before.model.endpoints.values() {
+            let old_ops = before.endpoint_ops(old);
+            if old_ops.is_empty() {
+                continue;
+            }
+            let new_ops = self.desired_endpoint_ops(&old.name);
+            let cause = self.cause(ObjectKind::Endpoint, &old.name);
+            if without_route(&old_ops) == without_route(&new_ops) {
+                if let (Some(route), None) = (
+                    before.default_route(old),
+                    new_ops.iter().find(|op| matches!(op, Op::AddRoute { .. })),
+                ) {
+                    self.step(route.inverse(), vec![route], cause);
+                }
+                continue;
+            }
+            let sandbox = old.sandbox.as_deref().expect("an endpoint with ops is joined");
+            if self.netns_dies(sandbox) {
+                continue;
+            }
+            self.step(delete_link(old, &old_ops), old_ops, cause);
+        }
+        for old in before.model.sandboxes.values() {
+            let new = after.model.sandboxes.get(&old.name);
+            let new_files = new.map_or_else(Vec::new, |s| after.files(s));
+            for (file, content) in before.files(old) {
+                if !new_files.iter().any(|(f, _)| *f == file) {
+                    let netns = old.name.clone();
+                    let undo = vec![Op::WriteFile {
+                        netns: netns.clone(),
+                        file,
+                        content,
+                    }];
+                    self.step(
+                        Op::RemoveFile { netns, file },
+                        undo,
+                        self.cause(ObjectKind::Sandbox, &old.name),
+                    );
+                }
+            }
+        }
+        for old in before.model.sandboxes.values() {
+            let old_ops = before.sandbox_ops(old);
+            let new_ops = after
+                .model
+                .sandboxes
+                .get(&old.name)
+                .map_or_else(Vec::new, |s| after.sandbox_ops(s));
+            if old_ops.is_empty() || old_ops == new_ops {
+                continue;
+            }
+            // The namespace takes its interfaces along; undoing recreates them all.
+            let mut undo = old_ops;
+            for endpoint in before.model.endpoints.values() {
+                if endpoint.sandbox.as_deref() == Some(&old.name) {
+                    undo.extend(before.endpoint_ops(endpoint));
+                }
+            }
+            let netns = old
+                .netns()
+                .expect("a sandbox with ops has a namespace")
+                .to_string();
+            self.step(
+                Op::DelNetns { netns },
+                undo,
+                self.cause(ObjectKind::Sandbox, &old.name),
+            );
+        }
+        for old in before.model.networks.values() {
+            let old_ops = before.network_ops(old);
+            let new_ops = after
+                .model
+                .networks
+                .get(&old.name)
+                .map_or_else(Vec::new, |n| after.network_ops(n));
+            if old_ops.is_empty() || old_ops == new_ops {
+                continue;
+            }
+            let bridge = old.bridge.clone().expect("a network with ops has a bridge");
+            let op = Op::DelLink {
+                netns: None,
+                link: bridge,
+            };
+            self.step(op, old_ops, self.cause(ObjectKind::Network, &old.name));
+        }
+    }
+
+    fn additions(&mut self) {
+        let (before, after) = (self.before, self.after);
+        for new in after.model.networks.values() {
+            let new_ops = after.network_ops(new);
+            let old_ops = before
+                .model
+                .networks
+                .get(&new.name)
+                .map_or_else(Vec::new, |n| before.network_ops(n));
+            if new_ops != old_ops {
+                self.create(new_ops, self.cause(ObjectKind::Network, &new.name));
+            }
+        }
+        for new in after.model.sandboxes.values() {
+            let new_ops = after.sandbox_ops(new);
+            let old_ops = before
+                .model
+                .sandboxes
+                .get(&new.name)
+                .map_or_else(Vec::new, |s| before.sandbox_ops(s));
+            if new_ops != old_ops {
+                self.create(new_ops, self.cause(ObjectKind::Sandbox, &new.name));
+            }
+        }
+        for new in after.model.endpoints.values() {
+            let new_ops = after.endpoint_ops(new);
+            let old_ops = before
+                .model
+                .endpoints
+                .get(&new.name)
+                .map_or_else(Vec::new, |e| before.endpoint_ops(e));
+            let cause = self.cause(ObjectKind::Endpoint, &new.name);
+            // A namespace made again (a restarted sandbox) starts with no interfaces.
+            let recreated = new.sandbox.as_deref().is_some_and(|s| self.netns_dies(s));
+            if without_route(&new_ops) != without_route(&old_ops) || recreated {
+                self.create(new_ops, cause);
+            } else if let (Some(route), false) = (
+                after.default_route(new),
+                old_ops.iter().any(|op| matches!(op, Op::AddRoute { .. })),
+            ) {
+                self.create(vec![route], cause);
+            }
+        }
+        for new in after.model.sandboxes.values() {
+            let old_files = match before.model.sandboxes.get(&new.name) {
+                Some(old) if !self.netns_dies(&old.name) => before.files(old),
+                _ => Vec::new(),
+            };
+            for (file, content) in after.files(new) {
+                let old = old_files.iter().find(|(f, _)| *f == file).map(|(_, c)| c);
+                if old == Some(&content) {
+                    continue;
+                }
+                let netns = new.name.clone();
+                let undo = match old {
+                    Some(old) => Op::WriteFile {
+                        netns: netns.clone(),
+                        file,
+                        content: old.clone(),
+                    },
+                    None => Op::RemoveFile {
+                        netns: netns.clone(),
+                        file,
+                    },
+                };
+                let cause = self.cause(ObjectKind::Sandbox, &new.name);
+                self.step(Op::WriteFile { netns, file, content }, vec![undo], cause);
+            }
+        }
+    }
+}
+
+/// Deleting an endpoint is deleting its link: the host end of a veth (which takes the
+/// peer along), or the macvlan inside the sandbox.
+fn delete_link(endpoint: &Endpoint, ops: &[Op]) -> Op {
+    match ops.first() {
+        Some(Op::AddMacvlan { link, netns, .. }) => Op::DelLink {
+            netns: Some(netns.clone()),
+            link: link.clone(),
+        },
+        _ => Op::DelLink {
+            netns: None,
+            link: endpoint.host_ifname.clone(),
+        },
+    }
+}
+
+/// The objects that differ between the two models, networks first, each in model order.
+fn changes(committed: &Model, desired: &Model, before: &Kernel, after: &Kernel) -> Vec<Change> {
+    let mut changes = Vec::new();
+    diff(
+        &mut changes,
+        ObjectKind::Network,
+        &committed.networks,
+        &desired.networks,
+        network_detail,
+        |_, _| "replaced".to_string(),
+    );
+    diff(
+        &mut changes,
+        ObjectKind::Sandbox,
+        &committed.sandboxes,
+        &desired.sandboxes,
+        sandbox_detail,
+        |old, new| sandbox_change(old, new, before, after),
+    );
+    diff(
+        &mut changes,
+        ObjectKind::Endpoint,
+        &committed.endpoints,
+        &desired.endpoints,
+        endpoint_detail,
+        endpoint_change,
+    );
+    // A sandbox whose only change is its hosts file (a peer's alias came or went).
+    let listed: Vec<String> = changes
+        .iter()
+        .filter(|c| c.kind == ObjectKind::Sandbox)
+        .map(|c| c.name.clone())
+        .collect();
+    for new in desired.sandboxes.values() {
+        if let Some(old) = committed.sandboxes.get(&new.name) {
+            if old == new && !listed.contains(&new.name) && before.files(old) != after.files(new) {
+                changes.push(Change {
+                    action: ChangeAction::Change,
+                    kind: ObjectKind::Sandbox,
+                    name: new.name.clone(),
+                    detail: "hosts file".into(),
+                });
+            }
+        }
+    }
+    changes
+}
+
+fn diff<T: PartialEq>(
+    changes: &mut Vec<Change>,
+    kind: ObjectKind,
+    old: &indexmap::IndexMap<String, T>,
+    new: &indexmap::IndexMap<String, T>,
+    detail: fn(&T) -> String,
+    changed: impl Fn(&T, &T) -> String,
+) {
+    for (name, value) in old {
+        if !new.contains_key(name) {
+            changes.push(Change {
+                action: ChangeAction::Remove,
+                kind,
+                name: name.clone(),
+                detail: detail(value),
+            });
+        }
+    }
+    for (name, value) in new {
+        let (action, detail) = match old.get(name) {
+            None => (ChangeAction::Add, detail(value)),
+            Some(previous) if previous != value => (ChangeAction::Change, changed(previous, value)),
+            Some(_) => continue,
+        };
+        changes.push(Change {
+            action,
+            kind,
+            name: name.clone(),
+            detail,
+        });
+    }
+}
+
+fn network_detail(n: &Network) -> String {
+    let mut detail = format!("{}, {} gateway {}", n.driver, n.subnet, n.gateway);
+    if let Some(bridge) = &n.bridge {
+        detail = format!("bridge {bridge}, {} gateway {}", n.subnet, n.gateway);
+    }
+    if let Some(parent) = &n.parent {
+        detail.push_str(&format!(", parent {parent}"));
+    }
+    if let Some(v6) = n.ipv6 {
+        detail.push_str(&format!(", {} gateway {}", v6.subnet, v6.gateway));
+    }
+    if n.internal {
+        detail.push_str(", internal");
+    }
+    detail
+}
+
+fn sandbox_detail(s: &Sandbox) -> String {
+    let mut detail = format!("mode {}", s.mode);
+    if let Some(netns) = s.netns() {
+        detail.push_str(&format!(", netns {netns}"));
+    }
+    if !s.is_running() {
+        detail.push_str(", stopped");
+    }
+    detail
+}
+
+fn sandbox_change(old: &Sandbox, new: &Sandbox, before: &Kernel, after: &Kernel) -> String {
+    let mut parts = Vec::new();
+    if old.status != new.status {
+        let word = |running: bool| if running { "running" } else { "stopped" };
+        parts.push(format!("{} → {}", word(old.is_running()), word(new.is_running())));
+    }
+    if old.published != new.published {
+        let ports: Vec<String> = new
+            .published
+            .iter()
+            .map(|p| format!("{}:{}/{}", p.host_port, p.port, p.protocol))
+            .collect();
+        parts.push(format!(
+            "publishes {}",
+            if ports.is_empty() {
+                "nothing".into()
+            } else {
+                ports.join(" ")
+            }
+        ));
+    }
+    if before.files(old) != after.files(new) && new.is_running() {
+        parts.push("hosts file".into());
+    }
+    if parts.is_empty() {
+        parts.push("replaced".into());
+    }
+    parts.join(", ")
+}
+
+fn endpoint_detail(e: &Endpoint) -> String {
+    let mut detail = match (&e.sandbox, &e.ifname) {
+        (Some(sandbox), Some(ifname)) => format!("{sandbox} {ifname} on {}", e.network),
+        _ => format!("on {}, not joined", e.network),
+    };
+    detail.push_str(&format!(", {}", e.ip));
+    if let Some(ip) = e.ipv6 {
+        detail.push_str(&format!(" {ip}"));
+    }
+    detail.push_str(&format!(", mac {}", e.mac));
+    if !e.aliases.is_empty() {
+        detail.push_str(&format!(", alias {}", e.aliases.join(" ")));
+    }
+    detail
+}
+
+fn endpoint_change(old: &Endpoint, new: &Endpoint) -> String {
+    let mut parts = Vec::new();
+    if old.sandbox != new.sandbox {
+        parts.push(match &new.sandbox {
+            Some(sandbox) => format!("joins {sandbox}"),
+            None => "leaves its sandbox".to_string(),
+        });
+    }
+    if old.default_route != new.default_route {
+        parts.push(if new.default_route {
+            "carries the default route".to_string()
+        } else {
+            "no longer carries the default route".to_string()
+        });
+    }
+    if parts.is_empty() {
+        parts.push(format!("replaced ({})", endpoint_detail(new)));
+    }
+    parts.join(", ")
+}
+
+/// Counts by action, for summaries.
+pub fn summary(plan: &Plan) -> BTreeMap<&'static str, usize> {
+    BTreeMap::from([
+        ("add", plan.count(ChangeAction::Add)),
+        ("change", plan.count(ChangeAction::Change)),
+        ("remove", plan.count(ChangeAction::Remove)),
+    ])
+}

@@ -1,0 +1,193 @@
+//! Kernel operations: the steps of a plan, each one request to the kernel (or one file
+//! under `/etc/netns`), shown in the iproute2 terms a reader knows.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+/// One kernel operation. `netns: None` means the host's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// A named network namespace under the namespace directory.
+    AddNetns {
+        netns: String,
+    },
+    DelNetns {
+        netns: String,
+    },
+    AddBridge {
+        bridge: String,
+        mtu: u32,
+    },
+    /// A veth pair whose peer is created directly inside `netns`, named `peer`.
+    AddVeth {
+        link: String,
+        peer: String,
+        netns: String,
+        mtu: u32,
+        mac: String,
+    },
+    /// A macvlan interface on `parent`, created directly inside `netns`.
+    AddMacvlan {
+        link: String,
+        parent: String,
+        netns: String,
+        mtu: u32,
+        mac: String,
+    },
+    /// Deletes a link; deleting one end of a veth pair deletes both.
+    DelLink {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        netns: Option<String>,
+        link: String,
+    },
+    SetMaster {
+        link: String,
+        master: String,
+    },
+    NoMaster {
+        link: String,
+    },
+    LinkUp {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        netns: Option<String>,
+        link: String,
+    },
+    LinkDown {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        netns: Option<String>,
+        link: String,
+    },
+    AddAddress {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        netns: Option<String>,
+        link: String,
+        address: IpNetwork,
+    },
+    DelAddress {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        netns: Option<String>,
+        link: String,
+        address: IpNetwork,
+    },
+    /// The default route of a namespace, through a gateway.
+    AddRoute {
+        netns: String,
+        gateway: IpAddr,
+        link: String,
+    },
+    DelRoute {
+        netns: String,
+        gateway: IpAddr,
+        link: String,
+    },
+    /// A file `ip netns exec` shows the sandbox as its own `/etc/FILE`.
+    WriteFile {
+        netns: String,
+        file: EtcFile,
+        content: String,
+    },
+    RemoveFile {
+        netns: String,
+        file: EtcFile,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EtcFile {
+    Hosts,
+    ResolvConf,
+}
+
+impl fmt::Display for EtcFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EtcFile::Hosts => "hosts",
+            EtcFile::ResolvConf => "resolv.conf",
+        })
+    }
+}
+
+impl Op {
+    /// The operation that undoes this one, for operations that create. Deletions have
+    /// no single inverse: the planner gives them the full list that recreates the object.
+    pub fn inverse(&self) -> Op {
+        match self.clone() {
+            Op::AddNetns { netns } => Op::DelNetns { netns },
+            Op::AddBridge { bridge, .. } => Op::DelLink {
+                netns: None,
+                link: bridge,
+            },
+            Op::AddVeth { link, .. } => Op::DelLink { netns: None, link },
+            Op::AddMacvlan { netns, link, .. } => Op::DelLink {
+                netns: Some(netns),
+                link,
+            },
+            Op::SetMaster { link, .. } => Op::NoMaster { link },
+            Op::LinkUp { netns, link } => Op::LinkDown { netns, link },
+            Op::AddAddress { netns, link, address } => Op::DelAddress { netns, link, address },
+            Op::AddRoute { netns, gateway, link } => Op::DelRoute { netns, gateway, link },
+            Op::WriteFile { netns, file, .. } => Op::RemoveFile { netns, file },
+            deletion => unreachable!("{deletion:?} has no single inverse"),
+        }
+    }
+}
+
+/// `ip -n NETNS ` or `ip `.
+fn ip(netns: &Option<String>) -> String {
+    match netns {
+        Some(netns) => format!("ip -n {netns} "),
+        None => "ip ".to_string(),
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::AddNetns { netns } => write!(f, "ip netns add {netns}"),
+            Op::DelNetns { netns } => write!(f, "ip netns del {netns}"),
+            Op::AddBridge { bridge, mtu } => write!(f, "ip link add {bridge} mtu {mtu} type bridge"),
+            Op::AddVeth {
+                link,
+                peer,
+                netns,
+                mtu,
+                mac,
+            } => write!(
+                f,
+                "ip link add {link} mtu {mtu} type veth peer name {peer} address {mac} netns {netns}"
+            ),
+            Op::AddMacvlan {
+                link,
+                parent,
+                netns,
+                mtu,
+                mac,
+            } => write!(
+                f,
+                "ip link add link {parent} name {link} mtu {mtu} address {mac} netns {netns} type macvlan mode bridge"
+            ),
+            Op::DelLink { netns, link } => write!(f, "{}link del {link}", ip(netns)),
+            Op::SetMaster { link, master } => write!(f, "ip link set {link} master {master}"),
+            Op::NoMaster { link } => write!(f, "ip link set {link} nomaster"),
+            Op::LinkUp { netns, link } => write!(f, "{}link set {link} up", ip(netns)),
+            Op::LinkDown { netns, link } => write!(f, "{}link set {link} down", ip(netns)),
+            Op::AddAddress { netns, link, address } => write!(f, "{}addr add {address} dev {link}", ip(netns)),
+            Op::DelAddress { netns, link, address } => write!(f, "{}addr del {address} dev {link}", ip(netns)),
+            Op::AddRoute { netns, gateway, link } => {
+                write!(f, "ip -n {netns} route add default via {gateway} dev {link}")
+            }
+            Op::DelRoute { netns, gateway, link } => {
+                write!(f, "ip -n {netns} route del default via {gateway} dev {link}")
+            }
+            Op::WriteFile { netns, file, content } => {
+                write!(f, "write /etc/netns/{netns}/{file} ({} lines)", content.lines().count())
+            }
+            Op::RemoveFile { netns, file } => write!(f, "rm /etc/netns/{netns}/{file}"),
+        }
+    }
+}

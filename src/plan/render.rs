@@ -1,0 +1,173 @@
+//! A plan as people read it (`cnm plan`) and as programs read it (`cnm plan --json`).
+
+use std::fmt::Write;
+
+use anstyle::{AnsiColor, Style};
+use serde::Serialize;
+
+use super::{summary, ChangeAction, Op, Plan};
+use crate::model::ObjectKind;
+use crate::syntax::{Location, Sources, Span};
+
+/// The version of the `--json` layout. A change that could break a reader bumps the
+/// major number; new fields bump the minor one.
+pub const PLAN_FORMAT_VERSION: &str = "1.0";
+
+const ADD: Style = AnsiColor::Green.on_default();
+const CHANGE: Style = AnsiColor::Yellow.on_default();
+const REMOVE: Style = AnsiColor::Red.on_default();
+const DIM: Style = Style::new().dimmed();
+const BOLD: Style = Style::new().bold();
+
+fn painted(style: Style, text: impl std::fmt::Display) -> String {
+    format!("{style}{text}{style:#}")
+}
+
+/// The human plan, with ANSI styles; the writer strips them where colour is unwanted.
+pub fn human(plan: &Plan, sources: &Sources) -> String {
+    let mut out = String::new();
+    if plan.is_empty() {
+        out.push_str("No changes. The kernel and the state already match the script.\n");
+        return out;
+    }
+    out.push_str("cnm will make these changes:\n\n");
+    for change in &plan.changes {
+        let (sign, style) = match change.action {
+            ChangeAction::Add => ('+', ADD),
+            ChangeAction::Change => ('~', CHANGE),
+            ChangeAction::Remove => ('-', REMOVE),
+        };
+        let line = format!("{sign} {} {}", change.kind, change.name);
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            painted(style, line),
+            painted(DIM, format!("({})", change.detail))
+        );
+    }
+    if !plan.steps.is_empty() {
+        let _ = writeln!(out, "\n{}", painted(BOLD, "Kernel operations:"));
+        let width = plan.steps.len().to_string().len();
+        let mut last_cause = None;
+        for (i, step) in plan.steps.iter().enumerate() {
+            if step.cause != last_cause {
+                last_cause = step.cause;
+                let header = match step.cause {
+                    Some(span) => {
+                        let (file, at) = sources.position(span);
+                        format!("{file}:{}: {}", at.line, statement_line(sources, span))
+                    }
+                    None => "(no statement)".into(),
+                };
+                let _ = writeln!(out, "  {}", painted(DIM, format!("# {header}")));
+            }
+            let _ = writeln!(out, "  {:>width$}  {}", i + 1, step.op);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{} {} to add, {} to change, {} to remove.",
+        painted(BOLD, "Plan:"),
+        plan.count(ChangeAction::Add),
+        plan.count(ChangeAction::Change),
+        plan.count(ChangeAction::Remove),
+    );
+    out
+}
+
+/// The first line of a statement, as written.
+fn statement_line(sources: &Sources, span: Span) -> String {
+    let text = sources.text(span);
+    let first = text.lines().next().unwrap_or_default().trim();
+    if text.trim_end().contains('\n') {
+        format!("{first} …")
+    } else {
+        first.to_string()
+    }
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    format_version: &'static str,
+    changes: Vec<JsonChange<'a>>,
+    steps: Vec<JsonStep<'a>>,
+    summary: std::collections::BTreeMap<&'static str, usize>,
+}
+
+#[derive(Serialize)]
+struct JsonChange<'a> {
+    action: ChangeAction,
+    kind: ObjectKind,
+    name: &'a str,
+    detail: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonStep<'a> {
+    index: usize,
+    command: String,
+    #[serde(flatten)]
+    op: &'a Op,
+    undo: Vec<JsonOp<'a>>,
+    source: Option<JsonSource<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonOp<'a> {
+    command: String,
+    #[serde(flatten)]
+    op: &'a Op,
+}
+
+#[derive(Serialize)]
+struct JsonSource<'a> {
+    file: &'a str,
+    #[serde(flatten)]
+    location: Location,
+    statement: String,
+}
+
+/// The plan as JSON; the layout is described in README.md ("Plan JSON").
+pub fn json(plan: &Plan, sources: &Sources) -> String {
+    let doc = JsonPlan {
+        format_version: PLAN_FORMAT_VERSION,
+        changes: plan
+            .changes
+            .iter()
+            .map(|c| JsonChange {
+                action: c.action,
+                kind: c.kind,
+                name: &c.name,
+                detail: &c.detail,
+            })
+            .collect(),
+        steps: plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| JsonStep {
+                index: i + 1,
+                command: step.op.to_string(),
+                op: &step.op,
+                undo: step
+                    .undo
+                    .iter()
+                    .map(|op| JsonOp {
+                        command: op.to_string(),
+                        op,
+                    })
+                    .collect(),
+                source: step.cause.map(|span| {
+                    let (file, location) = sources.position(span);
+                    JsonSource {
+                        file,
+                        location,
+                        statement: statement_line(sources, span),
+                    }
+                }),
+            })
+            .collect(),
+        summary: summary(plan),
+    };
+    serde_json::to_string_pretty(&doc).expect("a plan serialises") + "\n"
+}

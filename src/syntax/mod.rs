@@ -1,0 +1,9 @@
+//! Text to syntax tree: the source files, the grammar (`grammar/cnm.pest`) and the tree.
+
+mod ast;
+mod parser;
+mod source;
+
+pub use ast::*;
+pub use parser::parse;
+pub use source::{FileId, Location, SourceFile, Sources, Span};
