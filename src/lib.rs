@@ -4,6 +4,7 @@
 //! text ─[`syntax`]→ syntax tree ─[`check`]→ desired [`model`] ─[`plan`]→ kernel operations.
 //! [`state`] holds the committed model; [`cli`] is the command line over all of it.
 
+pub mod backend;
 pub mod check;
 pub mod cli;
 pub mod error;

@@ -99,6 +99,42 @@ impl Planner<'_, '_> {
         self.causes.get(&(kind, name.to_string())).copied()
     }
 
+    /// An endpoint's statement, else its sandbox's (`start`, `stop`, `remove sandbox`).
+    fn endpoint_cause(&self, endpoint: &Endpoint) -> Option<Span> {
+        self.cause(ObjectKind::Endpoint, &endpoint.name)
+            .or_else(|| self.cause(ObjectKind::Sandbox, endpoint.sandbox.as_deref()?))
+    }
+
+    /// A sandbox's statement, else the first statement that changed an endpoint on one
+    /// of its networks (a peer's alias came or went, so its hosts file changes).
+    fn files_cause(&self, sandbox: &str) -> Option<Span> {
+        if let Some(span) = self.cause(ObjectKind::Sandbox, sandbox) {
+            return Some(span);
+        }
+        let mut networks = Vec::new();
+        for kernel in [self.before, self.after] {
+            let own = kernel
+                .model
+                .endpoints
+                .values()
+                .filter(|e| e.sandbox.as_deref() == Some(sandbox));
+            networks.extend(own.map(|e| e.network.as_str()));
+        }
+        self.causes
+            .iter()
+            .filter(|((kind, name), _)| {
+                *kind == ObjectKind::Endpoint
+                    && [self.before, self.after].iter().any(|k| {
+                        k.model
+                            .endpoints
+                            .get(name)
+                            .is_some_and(|e| networks.contains(&e.network.as_str()))
+                    })
+            })
+            .map(|(_, span)| *span)
+            .min()
+    }
+
     fn step(&mut self, op: Op, undo: Vec<Op>, cause: Option<Span>) {
         self.steps.push(Step { op, undo, cause });
     }
@@ -133,7 +169,7 @@ impl Planner<'_, '_> {
                 continue;
             }
             let new_ops = self.desired_endpoint_ops(&old.name);
-            let cause = self.cause(ObjectKind::Endpoint, &old.name);
+            let cause = self.endpoint_cause(old);
             if without_route(&old_ops) == without_route(&new_ops) {
                 if let (Some(route), None) = (
                     before.default_route(old),
@@ -245,7 +281,7 @@ impl Planner<'_, '_> {
                 .endpoints
                 .get(&new.name)
                 .map_or_else(Vec::new, |e| before.endpoint_ops(e));
-            let cause = self.cause(ObjectKind::Endpoint, &new.name);
+            let cause = self.endpoint_cause(new);
             // A namespace made again (a restarted sandbox) starts with no interfaces.
             let recreated = new.sandbox.as_deref().is_some_and(|s| self.netns_dies(s));
             if without_route(&new_ops) != without_route(&old_ops) || recreated {
@@ -279,7 +315,7 @@ impl Planner<'_, '_> {
                         file,
                     },
                 };
-                let cause = self.cause(ObjectKind::Sandbox, &new.name);
+                let cause = self.files_cause(&new.name);
                 self.step(Op::WriteFile { netns, file, content }, vec![undo], cause);
             }
         }

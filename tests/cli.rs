@@ -1,0 +1,222 @@
+//! The command line as a user or a CI job meets it: exit codes, output streams, flags.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const CNM: &str = env!("CARGO_BIN_EXE_cnm");
+
+fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")
+}
+
+/// A fresh, empty state directory, removed when dropped.
+struct StateDir(PathBuf);
+
+impl StateDir {
+    fn new(name: &str) -> StateDir {
+        let dir = std::env::temp_dir().join(format!("cnm-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        StateDir(dir)
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn cnm(state: &StateDir, args: &[&str]) -> Output {
+    Command::new(CNM)
+        .arg("--state-dir")
+        .arg(&state.0)
+        .args(args)
+        .env_remove("CNM_STATE_DIR")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+#[test]
+fn check_exits_zero_on_clean_scripts_and_one_on_errors() {
+    let state = StateDir::new("check");
+    let clean = cnm(&state, &["check", "scripts/seed.cnm", "scripts/modes.cnm"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+    assert!(stdout(&clean).is_empty());
+
+    let bad = state.0.join("bad.cnm");
+    std::fs::write(&bad, "network backend subnet 10.1.0.0/33\nconect A to backend\n").unwrap();
+    let out = cnm(&state, &["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("invalid subnet `10.1.0.0/33`"), "{err}");
+    assert!(err.contains("unknown statement `conect`"), "{err}");
+    assert!(err.contains("did you mean `connect`?"), "{err}");
+    assert!(err.contains("bad.cnm:2:1"), "{err}");
+    assert!(
+        err.contains("error: 2 errors found; nothing was planned or applied"),
+        "{err}"
+    );
+    // Piped output carries no colour codes.
+    assert!(!err.contains('\u{1b}'), "{err}");
+}
+
+#[test]
+fn plan_prints_operations_and_a_summary() {
+    let state = StateDir::new("plan");
+    let out = cnm(&state, &["plan", "scripts/seed.cnm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("+ network backend"), "{text}");
+    assert!(
+        text.contains("ip link add cnm-backend mtu 1500 type bridge"),
+        "{text}"
+    );
+    assert!(text.contains("ip netns add A"), "{text}");
+    assert!(
+        text.ends_with("Plan: 19 to add, 0 to change, 0 to remove.\n"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "no colour when piped");
+}
+
+#[test]
+fn detailed_exitcode_tells_changes_from_none() {
+    let state = StateDir::new("detailed");
+    let out = cnm(&state, &["plan", "--detailed-exitcode", "scripts/seed.cnm"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // Commit the state the script produces: now there is nothing to do.
+    let mut sources = cnm::syntax::Sources::default();
+    let id = sources.add(
+        "seed.cnm",
+        std::fs::read_to_string(scripts().join("seed.cnm")).unwrap(),
+    );
+    let (checked, _) = cnm::plan_scripts(&mut sources, &[id], &cnm::model::Model::empty()).unwrap();
+    std::fs::write(state.0.join("state.json"), cnm::state::to_json(&checked.model)).unwrap();
+    let out = cnm(&state, &["plan", "--detailed-exitcode", "scripts/seed.cnm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "No changes. The kernel and the state already match the script.\n"
+    );
+
+    let bad = state.0.join("bad.cnm");
+    std::fs::write(&bad, "sandbox\n").unwrap();
+    let out = cnm(&state, &["plan", "--detailed-exitcode", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty(), "no partial plan on errors");
+}
+
+#[test]
+fn json_plan_is_versioned_and_points_at_the_source() {
+    let state = StateDir::new("json");
+    let out = cnm(&state, &["plan", "--json", "scripts/seed.cnm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["format_version"], "1.0");
+    assert_eq!(plan["summary"]["add"], 19);
+    let first = &plan["steps"][0];
+    assert_eq!(first["index"], 1);
+    assert_eq!(first["op"], "add_bridge");
+    assert_eq!(first["bridge"], "cnm-backend");
+    assert_eq!(first["command"], "ip link add cnm-backend mtu 1500 type bridge");
+    assert_eq!(first["undo"][0]["op"], "del_link");
+    assert_eq!(first["source"]["file"], "scripts/seed.cnm");
+    assert_eq!(first["source"]["line"], 2);
+    assert_eq!(first["source"]["column"], 1);
+    assert_eq!(plan["changes"][0]["action"], "add");
+    assert_eq!(plan["changes"][0]["kind"], "network");
+}
+
+#[test]
+fn standard_input_is_a_script() {
+    let state = StateDir::new("stdin");
+    let mut child = Command::new(CNM)
+        .args(["--state-dir", state.0.to_str().unwrap(), "check", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"sandbox A mode none\nconnect A to nowhere\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("<stdin>:2:14"), "{err}");
+    assert!(err.contains("unknown network `nowhere`"), "{err}");
+}
+
+#[test]
+fn unreadable_inputs_are_one_clear_line() {
+    let state = StateDir::new("unreadable");
+    let out = cnm(&state, &["check", "no/such/file.cnm"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: cannot read no/such/file.cnm: no such file\n"
+    );
+
+    std::fs::write(
+        state.0.join("state.json"),
+        "{\n  \"format_version\": 1,\n  \"networks\": {\n",
+    )
+    .unwrap();
+    let out = cnm(&state, &["plan", "scripts/seed.cnm"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("state.json is corrupt at line 4"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn state_dir_comes_from_the_environment_too() {
+    let state = StateDir::new("env");
+    std::fs::write(state.0.join("state.json"), "not json").unwrap();
+    let out = Command::new(CNM)
+        .args(["plan", "scripts/seed.cnm"])
+        .env("CNM_STATE_DIR", &state.0)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&format!("{}/state.json is corrupt", state.0.display())));
+}
+
+#[test]
+fn help_documents_every_command_and_flag() {
+    let out = Command::new(CNM).arg("--help").output().unwrap();
+    let text = stdout(&out);
+    for needle in [
+        "check",
+        "plan",
+        "--state-dir",
+        "CNM_STATE_DIR",
+        "--netns-dir",
+        "CNM_NETNS_DIR",
+        "Exit status",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
+    }
+    let out = Command::new(CNM).args(["plan", "--help"]).output().unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("--detailed-exitcode") && text.contains("--json"),
+        "{text}"
+    );
+}
