@@ -100,6 +100,9 @@ pub enum ErrorKind {
     #[error("syntax error: found {found}, expected {expected}")]
     Syntax { found: String, expected: String },
 
+    #[error("`{opener}` is never closed")]
+    Unclosed { opener: char, closer: char },
+
     #[error("unknown statement `{word}`")]
     UnknownStatement {
         word: String,
@@ -276,6 +279,7 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             Syntax { .. } => "syntax",
+            Unclosed { .. } => "unclosed",
             UnknownStatement { .. } => "unknown-statement",
             MalformedStatement { .. } => "malformed-statement",
             UnknownOption { .. } => "unknown-option",
@@ -322,6 +326,7 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             Syntax { found, .. } => format!("unexpected {found}"),
+            Unclosed { .. } => "opened here".into(),
             UnknownStatement { .. } => "not a statement".into(),
             MalformedStatement { .. } => "these words do not fit the statement".into(),
             UnknownOption { .. } => "unknown option".into(),
@@ -357,7 +362,7 @@ impl ErrorKind {
             UndefinedVariable { .. } => "not defined".into(),
             BadRange { .. } => "bad range".into(),
             IncludeUnreadable { .. } => "cannot be read".into(),
-            IncludeCycle { .. } => "includes itself".into(),
+            IncludeCycle { .. } => "closes the cycle".into(),
             ConfigConflict { .. } => "differs from what exists".into(),
         }
     }
@@ -366,7 +371,19 @@ impl ErrorKind {
     pub fn help(&self) -> Option<String> {
         use ErrorKind::*;
         match self {
-            Syntax { .. } => Some("quotes and `{ … }` blocks must be closed on the same statement".into()),
+            Syntax { found, expected } => Some(if found == "`\\`" {
+                "outside quotes, `\\` continues a line: it must be the last character before the line break"
+                    .into()
+            } else if expected.contains("variable name") {
+                "a variable is `$name` or `${name}`; write a literal `$` inside single quotes".into()
+            } else if found == "`}`" {
+                "this `}` closes no `{`; remove it or open the block it ends".into()
+            } else {
+                "a statement is a keyword and its words, one per line or `;`-separated".into()
+            }),
+            Unclosed { closer, .. } => Some(format!(
+                "add the matching `{closer}`; everything after this was read as part of it"
+            )),
             UnknownStatement { suggestion, .. } => did_you_mean(suggestion).or_else(|| {
                 Some("statements: network, sandbox, endpoint, connect, disconnect, remove, stop, start, publish, exec, expect, serve, let, for, include".into())
             }),
@@ -397,7 +414,9 @@ impl ErrorKind {
             AddressTaken { .. } => Some("each address is given to one endpoint; pick another or leave `ip` out".into()),
             AddressesExhausted { .. } => Some("use a larger subnet or ip-range, or remove endpoints".into()),
             ConnectedTwice { .. } => Some("a sandbox has one endpoint per network".into()),
-            NotConnected { .. } => None,
+            NotConnected { .. } => {
+                Some("`disconnect` undoes a `connect` made earlier, by this script or a previous one".into())
+            }
             SharedNamespaceChain { target_target, .. } => {
                 Some(format!("share the namespace of `{target_target}` directly"))
             }

@@ -157,6 +157,10 @@ impl Checker<'_> {
         if let Ok(ip) = text.parse() {
             return Some(Target::Address(ip));
         }
+        // A sandbox whose declaration failed has had its error already.
+        if self.broken.contains(&(ObjectKind::Sandbox, text.clone())) {
+            return None;
+        }
         let aliases = self.model.endpoints.values().flat_map(|e| e.aliases.iter());
         let candidates: Vec<&str> = self
             .model

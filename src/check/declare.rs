@@ -78,7 +78,8 @@ impl Checker<'_> {
         let value =
             |checker: &mut Self, key: &str| options.get(key).and_then(|o| checker.single(o, "network"));
 
-        let driver = value(self, "driver").and_then(|w| {
+        let driver_word = value(self, "driver");
+        let driver = driver_word.and_then(|w| {
             self.value(w, "driver", |t| match t {
                 "bridge" => Ok(Driver::Bridge),
                 "macvlan" => Ok(Driver::Macvlan),
@@ -92,7 +93,8 @@ impl Checker<'_> {
         let range_word = value(self, "ip-range");
         let ip_range = range_word.and_then(|w| self.value(w, "ip-range", values::subnet4));
         let ipv6 = value(self, "ipv6").and_then(|w| self.value(w, "IPv6 subnet", values::subnet6));
-        let bridge = value(self, "bridge").and_then(|w| self.value(w, "interface name", ifname));
+        let bridge_word = value(self, "bridge");
+        let bridge = bridge_word.and_then(|w| self.value(w, "interface name", ifname));
         let parent = value(self, "parent").and_then(|w| self.value(w, "interface name", ifname));
         let mtu_word = value(self, "mtu");
         let mtu = mtu_word.and_then(|w| {
@@ -163,7 +165,8 @@ impl Checker<'_> {
         let here = |w: Option<&Word>| w.map_or(name_word.span, |w| w.span);
         let subnet = match subnet {
             Some(subnet) => Some(subnet),
-            None if subnet_word.is_some() => None,
+            // Given, but without a valid value: that error is reported already.
+            None if options.contains_key("subnet") => None,
             None => {
                 let free = self.free_subnet();
                 if free.is_none() {
@@ -219,7 +222,7 @@ impl Checker<'_> {
             }
         }
         if driver == Driver::Macvlan && parent.is_none() {
-            self.error(ErrorKind::MacvlanWithoutParent, span);
+            self.error(ErrorKind::MacvlanWithoutParent, here(driver_word));
         }
         let id = object_id(ObjectKind::Network, &name);
         let bridge = match driver {
@@ -237,7 +240,12 @@ impl Checker<'_> {
                     bridge: bridge.clone(),
                     other: other.name.clone(),
                 };
-                self.error(kind, span);
+                let mut diagnostic = Diagnostic::new(kind, here(bridge_word));
+                if let Some(first) = self.declared.get(&(ObjectKind::Network, other.name.clone())) {
+                    diagnostic =
+                        diagnostic.with_related(*first, format!("`{}` is declared here", other.name));
+                }
+                self.errors.push(diagnostic);
             }
         }
         let (Some(subnet), true) = (subnet, self.errors.len() == errors_before) else {
@@ -443,9 +451,26 @@ impl Checker<'_> {
                 );
             }
             let id = object_id(ObjectKind::Network, DEFAULT_NETWORK);
+            let bridge = bridge_name(DEFAULT_NETWORK, &id);
+            if let Some(other) = self
+                .model
+                .networks
+                .values()
+                .find(|n| n.bridge.as_ref() == Some(&bridge))
+            {
+                self.broken
+                    .insert((ObjectKind::Network, DEFAULT_NETWORK.to_string()));
+                return self.error(
+                    ErrorKind::BridgeTaken {
+                        bridge,
+                        other: other.name.clone(),
+                    },
+                    span,
+                );
+            }
             let network = Network {
                 name: DEFAULT_NETWORK.into(),
-                bridge: Some(bridge_name(DEFAULT_NETWORK, &id)),
+                bridge: Some(bridge),
                 id,
                 driver: Driver::Bridge,
                 subnet,

@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub use actions::{Action, Target};
+pub use suggest::closest as suggest_name;
 
 use crate::error::{Diagnostic, ErrorKind};
 use crate::model::{Model, ObjectKind};
@@ -120,10 +121,11 @@ impl<'a> Checker<'a> {
                 actions: self.actions,
             });
         }
-        // A loop body repeats its errors once per turn: report each once.
+        // A loop body repeats its errors once per turn, each naming that turn's values
+        // (`web1`, `web2`, …): report each place's error once, from the first turn.
         let mut seen = HashSet::new();
         let mut errors = self.errors;
-        errors.retain(|e| seen.insert((e.span, e.kind.clone())));
+        errors.retain(|e| seen.insert((e.span, e.kind.code())));
         Err(errors)
     }
 
@@ -138,9 +140,6 @@ impl<'a> Checker<'a> {
     }
 
     fn statement(&mut self, statement: &Statement) {
-        if let Some(first) = statement.tail.first() {
-            self.unknown_option(statement, first);
-        }
         let span = statement.span;
         match &statement.kind {
             StatementKind::Network { name, options } => self.network(span, name, options),
@@ -200,6 +199,10 @@ impl<'a> Checker<'a> {
                     word.span,
                 );
             }
+        }
+        // After the statement's own errors, so that errors come in the order of the words.
+        if let Some(first) = statement.tail.first() {
+            self.unknown_option(statement, first);
         }
     }
 
@@ -405,17 +408,18 @@ impl<'a> Checker<'a> {
             return Some(name);
         }
         if !self.broken.contains(&(kind, name.clone())) {
-            let suggestion = match kind {
-                ObjectKind::Network => {
-                    suggest::closest(&name, self.model.networks.keys().map(String::as_str))
-                }
-                ObjectKind::Sandbox => {
-                    suggest::closest(&name, self.model.sandboxes.keys().map(String::as_str))
-                }
-                ObjectKind::Endpoint => {
-                    suggest::closest(&name, self.model.endpoints.keys().map(String::as_str))
-                }
+            let known: Vec<&str> = match kind {
+                ObjectKind::Network => self.model.networks.keys().map(String::as_str).collect(),
+                ObjectKind::Sandbox => self.model.sandboxes.keys().map(String::as_str).collect(),
+                ObjectKind::Endpoint => self.model.endpoints.keys().map(String::as_str).collect(),
             };
+            // A name whose declaration failed is still what the user meant to write.
+            let broken = self
+                .broken
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, n)| n.as_str());
+            let suggestion = suggest::closest(&name, known.into_iter().chain(broken));
             self.error(
                 ErrorKind::UnknownReference {
                     kind,

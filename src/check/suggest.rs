@@ -6,7 +6,11 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .into_iter()
         .filter(|c| *c != word)
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
-        .filter(|(distance, c)| *distance <= (c.len().max(word.len()) / 3).max(1))
+        // Close enough to be a typo, and not a whole replacement: `b` for `a` is no typo.
+        .filter(|(distance, c)| {
+            let longer = c.chars().count().max(word.chars().count());
+            *distance <= (longer / 3).max(1) && *distance < longer
+        })
         .min()
         .map(|(_, c)| c.to_string())
 }
@@ -22,5 +26,8 @@ mod tests {
         assert_eq!(closest("fronted", names), Some("frontend".into()));
         assert_eq!(closest("zzz", names), None);
         assert_eq!(closest("backend", names), None);
+        assert_eq!(closest("b", ["a", "c"]), None);
+        assert_eq!(closest("web2", ["web1"]), Some("web1".into()));
+        assert_eq!(closest("x", ["xy"]), Some("xy".into()));
     }
 }

@@ -216,7 +216,7 @@ pub fn range(text: &str, limit: u64) -> Result<(i64, i64), String> {
     if start > end {
         return Err(format!("{start} is greater than {end}"));
     }
-    if (end - start) as u64 >= limit {
+    if (end as i128 - start as i128) >= limit as i128 {
         return Err(format!("a loop runs at most {limit} times"));
     }
     Ok((start, end))
@@ -273,5 +273,6 @@ mod tests {
         assert!(range("3..1", 100).is_err());
         assert!(range("1..x", 100).is_err());
         assert!(range("1..1000", 100).is_err());
+        assert!(range("-9223372036854775808..9223372036854775807", 100).is_err());
     }
 }

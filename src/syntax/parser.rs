@@ -193,27 +193,41 @@ fn span(file: FileId, pair: &Pair<Rule>) -> Span {
     Span::new(file, s.start(), s.end())
 }
 
-/// A pest error, with its rule names rewritten into what a user would call them.
+/// A pest error, with its rule names rewritten into what a user would call them. An
+/// unclosed quote or block is reported at its opening character, where the mistake is,
+/// rather than at the end of the file, where pest notices it.
 fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Box<Diagnostic> {
     let (start, end) = match error.location {
         pest::error::InputLocation::Pos(p) => (p, p),
         pest::error::InputLocation::Span((s, e)) => (s, e),
     };
-    // Point at the offending character rather than at nothing.
-    let end = if end == start {
-        text[start..]
-            .chars()
-            .next()
-            .map_or(start, |c| start + c.len_utf8())
-    } else {
-        end
-    };
+    if let Some((at, opener)) = unclosed(text).filter(|(at, _)| *at <= start) {
+        let closer = if opener == '{' { '}' } else { opener };
+        return Box::new(Diagnostic::new(
+            ErrorKind::Unclosed { opener, closer },
+            Span::new(file, at, at + 1),
+        ));
+    }
     let found = match text[start..].chars().next() {
         None => "end of file".to_string(),
         Some('\n') => "end of line".to_string(),
         Some(c) => format!("`{c}`"),
     };
+    // Point at the offending character rather than at nothing; at the end of the file,
+    // at the last word before it.
+    let (start, end) = if end > start {
+        (start, end)
+    } else if let Some(c) = text[start..].chars().next() {
+        (start, start + c.len_utf8())
+    } else {
+        match text.trim_end().char_indices().next_back() {
+            Some((i, c)) => (i, i + c.len_utf8()),
+            None => (start, end),
+        }
+    };
     let expected = match &error.variant {
+        // Anything could have come instead of a stray `\`; say what it needs.
+        _ if found == "`\\`" => "a line break after it".to_string(),
         pest::error::ErrorVariant::ParsingError { positives, .. } => describe(positives),
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
@@ -221,6 +235,59 @@ fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Bo
         ErrorKind::Syntax { found, expected },
         Span::new(file, start, end),
     ))
+}
+
+/// The first quote that is never closed, or else the last `{` that is never closed, as
+/// the grammar reads them: `#` starts a comment outside quotes, `\` escapes the next
+/// character, `${name}` is a variable and not a block.
+fn unclosed(text: &str) -> Option<(usize, char)> {
+    let bytes = text.as_bytes();
+    let mut blocks = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'\\' => i += 1,
+            b'"' => {
+                let open = i;
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => return Some((open, '"')),
+                        Some(b'\\') => i += 2,
+                        Some(b'"') => break,
+                        Some(_) => i += 1,
+                    }
+                }
+            }
+            b'\'' => match bytes[i + 1..].iter().position(|b| *b == b'\'') {
+                Some(offset) => i += offset + 1,
+                None => return Some((i, '\'')),
+            },
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                if let Some(offset) = bytes[i + 2..]
+                    .iter()
+                    .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                {
+                    if bytes[i + 2 + offset] == b'}' {
+                        i += 2 + offset;
+                    }
+                }
+            }
+            b'{' => blocks.push(i),
+            b'}' => {
+                blocks.pop();
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    blocks.pop().map(|at| (at, '{'))
 }
 
 fn describe(rules: &[Rule]) -> String {
