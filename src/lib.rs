@@ -8,6 +8,8 @@ pub mod backend;
 pub mod check;
 pub mod cli;
 pub mod error;
+pub mod exec;
+pub mod journal;
 pub mod model;
 pub mod plan;
 pub mod state;

@@ -5,6 +5,9 @@
 //! - [`memory`]: a model of the kernel's objects, for tests, fault injection and
 //!   `apply --dry-run`.
 
+pub mod memory;
+pub mod netlink;
+
 use crate::plan::Op;
 
 /// Performs kernel operations, one at a time.
@@ -16,6 +19,13 @@ pub trait Backend {
     /// Whether the named namespace exists (a sandbox whose namespace vanished outside
     /// cnm is dead).
     fn netns_exists(&mut self, netns: &str) -> bool;
+
+    /// Waits until the kernel has finished what earlier operations set going in the
+    /// background (the removal of a deleted namespace's veths), so that the next
+    /// transaction can use their names again.
+    fn settle(&mut self) -> Result<(), KernelError> {
+        Ok(())
+    }
 }
 
 /// A refused operation: the kernel's errno, if it gave one, and what happened in words.

@@ -1,36 +1,52 @@
 //! The command line: arguments resolve into one [`Settings`] value, each subcommand is a
 //! function of it, and [`main`] is the one place that maps outcomes to exit codes.
 
+mod apply;
+mod isolate;
+mod run;
+mod show;
+
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
 use crate::error::Diagnostic;
+use crate::plan;
 use crate::syntax::{FileId, Sources};
-use crate::{plan, state};
 
 const ABOUT: &str = "Describe, plan and apply container networks (Docker's Container Network Model) on Linux";
 
 const LONG_ABOUT: &str = "\
 cnm reads .cnm scripts that describe networks (Linux bridges with a subnet), sandboxes \
 (network namespaces) and endpoints (veth pairs joining a sandbox to a network), checks \
-them, and shows the kernel operations that would make the host look like the script says.
+them, shows the kernel operations that would make the host look like the script says, \
+and applies them over netlink as one transaction that rolls back on any failure.
 
 A script is read against the committed state (state.json in the state directory): \
-declarations that already hold are no-ops, so applying a script twice changes nothing.";
+declarations that already hold are no-ops, so applying a script twice changes nothing. \
+Every transaction is recorded in journal.jsonl beside it; one that a crash cut short is \
+rolled back by the next cnm command, before anything else runs.
+
+With --isolated, cnm runs in a fresh user, network and mount namespace with private \
+namespace, state and /etc/netns directories: any user can try a topology without root, \
+and nothing outside changes.";
 
 const AFTER_HELP: &str = "\
 Examples:
   cnm check scripts/seed.cnm            report every error in a script
   cnm plan scripts/seed.cnm             show what an apply would do
   cnm plan --json scripts/fleet.cnm     the same, for programs
-  cnm --state-dir ./st plan a.cnm b.cnm read two scripts as one, against ./st/state.json
+  sudo cnm apply scripts/seed.cnm       make it so
+  cnm --isolated shell -- sh -c 'cnm apply scripts/seed.cnm && cnm show'
+                                        the same, as any user, in a throwaway namespace
 
-Exit status: 0 success; 1 errors in a script, its files or the state; 2 (plan \
---detailed-exitcode only) the plan has changes.";
+Exit status: 0 success; 1 errors in a script, its files, the state or the kernel \
+(after rolling back); 2 (plan --detailed-exitcode only) the plan has changes. `cnm exec` \
+exits with its command's status.";
 
 #[derive(Debug, Parser)]
 #[command(name = "cnm", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
@@ -55,8 +71,31 @@ struct Cli {
     )]
     netns_dir: PathBuf,
 
+    /// Directory of the per-sandbox /etc files (hosts, resolv.conf), as `ip netns exec` uses it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "CNM_ETC_DIR",
+        default_value = "/etc/netns"
+    )]
+    etc_dir: PathBuf,
+
+    /// How long to wait for another cnm to release the state directory.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    lock_timeout: Duration,
+
+    /// Run in a fresh user + network + mount namespace with private directories: no root
+    /// needed, nothing outside changes, everything is gone when cnm exits.
+    #[arg(long, global = true)]
+    isolated: bool,
+
     #[command(subcommand)]
     command: Command,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::check::values::duration(text).map_err(str::to_string)
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +135,62 @@ enum Command {
         #[arg(long)]
         detailed_exitcode: bool,
     },
+
+    /// Apply scripts to the kernel, as one transaction.
+    ///
+    /// Creates and removes bridges, namespaces, veth pairs, addresses, routes and
+    /// /etc/netns files so that the kernel matches the scripts, printing each step (a
+    /// progress bar on a terminal). On the first refusal, or on Ctrl-C or SIGTERM, every
+    /// completed step is undone, last first, and the error names the statement, the
+    /// operation and what was undone: the kernel and state.json are left as they were.
+    /// Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), or --isolated.
+    #[command(after_help = "Exit status: 0 applied (or nothing to do); 1 errors (nothing was changed).")]
+    Apply {
+        /// Scripts to apply, read in order as one script (`-` for standard input).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+
+        /// Simulate the transaction on an in-memory model of the kernel; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+
+    /// Remove everything cnm made (namespaces, bridges, veths, files), as one transaction.
+    ///
+    /// Safe to run again: with nothing left, it does nothing.
+    Destroy,
+
+    /// List the networks, sandboxes and endpoints of the committed state.
+    Show,
+
+    /// Print a network, sandbox or endpoint as JSON, the way `docker inspect` does.
+    Inspect {
+        /// The name of a network, sandbox or endpoint.
+        name: String,
+    },
+
+    /// Run a command inside a sandbox's namespace, with its /etc/netns files.
+    ///
+    /// Like `ip netns exec`: the command sees the sandbox's interfaces, routes, hosts
+    /// and resolv.conf. Its exit status becomes cnm's.
+    Exec {
+        /// The sandbox.
+        sandbox: String,
+        /// The command and its arguments (after `--`).
+        #[arg(required = true, last = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+
+    /// Print the history of transactions from the journal.
+    Log,
+
+    /// Run a shell or a command in the environment cnm uses (with --isolated: the
+    /// throwaway namespaces, where further cnm commands share the private state).
+    Shell {
+        /// The command to run (default: $SHELL, else /bin/sh).
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
 }
 
 /// Everything a subcommand needs from the command line and the environment.
@@ -103,22 +198,56 @@ enum Command {
 pub struct Settings {
     pub state_dir: PathBuf,
     pub netns_dir: PathBuf,
+    pub etc_dir: PathBuf,
+    pub lock_timeout: Duration,
+    pub isolated: bool,
+    /// The command line, as the journal and the lock record it.
+    pub command_line: String,
 }
 
 /// How a run ended, short of success with nothing more to say.
 enum Failure {
     /// Errors in scripts, already loaded in `sources`.
     Script(Sources, Vec<Diagnostic>),
+    /// A rendered report (an apply that failed and was rolled back).
+    Report(String),
     /// Anything else, in one line.
     Message(String),
 }
 
+impl<E: std::fmt::Display> From<E> for Failure
+where
+    E: std::error::Error,
+{
+    fn from(error: E) -> Failure {
+        Failure::Message(error.to_string())
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = Settings {
+    let mut settings = Settings {
         state_dir: cli.state_dir,
         netns_dir: cli.netns_dir,
+        etc_dir: cli.etc_dir,
+        lock_timeout: cli.lock_timeout,
+        isolated: cli.isolated,
+        command_line: std::env::args().collect::<Vec<_>>().join(" "),
     };
+    // Before anything else: entering a user namespace needs a single-threaded process.
+    if settings.isolated {
+        match isolate::enter() {
+            Ok(dirs) => {
+                settings.state_dir = dirs.state_dir;
+                settings.netns_dir = dirs.netns_dir;
+                settings.etc_dir = dirs.etc_dir;
+            }
+            Err(message) => {
+                eprintln!("error: cannot isolate: {message}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     let outcome = match cli.command {
         Command::Check { files } => check(&settings, &files),
         Command::Plan {
@@ -126,11 +255,22 @@ pub fn main() -> ExitCode {
             json,
             detailed_exitcode,
         } => plan(&settings, &files, json, detailed_exitcode),
+        Command::Apply { files, dry_run } => apply::apply(&settings, &files, dry_run),
+        Command::Destroy => apply::destroy(&settings),
+        Command::Show => show::show(&settings),
+        Command::Inspect { name } => show::inspect(&settings, &name),
+        Command::Log => show::log(&settings),
+        Command::Exec { sandbox, command } => run::exec(&settings, &sandbox, &command),
+        Command::Shell { command } => run::shell(&settings, &command),
     };
     match outcome {
         Ok(code) => code,
         Err(Failure::Script(sources, diagnostics)) => {
             report(&sources, &diagnostics);
+            ExitCode::from(1)
+        }
+        Err(Failure::Report(text)) => {
+            let _ = std::io::stderr().write_all(text.as_bytes());
             ExitCode::from(1)
         }
         Err(Failure::Message(message)) => {
@@ -141,7 +281,7 @@ pub fn main() -> ExitCode {
 }
 
 fn check(settings: &Settings, files: &[PathBuf]) -> Result<ExitCode, Failure> {
-    let committed = state::load(&settings.state_dir).map_err(|e| Failure::Message(e.to_string()))?;
+    let committed = apply::committed_state(settings)?;
     let (mut sources, ids) = load(files)?;
     match crate::check::check(&mut sources, &ids, &committed) {
         Ok(_) => {
@@ -159,7 +299,7 @@ fn plan(
     json: bool,
     detailed_exitcode: bool,
 ) -> Result<ExitCode, Failure> {
-    let committed = state::load(&settings.state_dir).map_err(|e| Failure::Message(e.to_string()))?;
+    let committed = apply::committed_state(settings)?;
     let (mut sources, ids) = load(files)?;
     let (_, plan) = match crate::plan_scripts(&mut sources, &ids, &committed) {
         Ok(planned) => planned,
@@ -208,11 +348,15 @@ fn load(files: &[PathBuf]) -> Result<(Sources, Vec<FileId>), Failure> {
     Ok((sources, ids))
 }
 
+/// Whether standard error wants colour: a terminal, and NO_COLOR unset.
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Prints diagnostics to standard error, in colour on a terminal unless NO_COLOR is set,
 /// then one line that counts them.
 fn report(sources: &Sources, diagnostics: &[Diagnostic]) {
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let mut text = render_diagnostics(sources, diagnostics, colour, terminal_width());
+    let mut text = render_diagnostics(sources, diagnostics, colour(), terminal_width());
     let count = diagnostics.len();
     text.push_str(&format!(
         "error: {count} error{} found; nothing was planned or applied\n",
@@ -235,19 +379,24 @@ pub fn render_diagnostics(
     colour: bool,
     width: usize,
 ) -> String {
+    diagnostics
+        .iter()
+        .map(|d| render_report(&d.render(sources), colour, width))
+        .collect()
+}
+
+/// One miette report, drawn.
+fn render_report(report: &dyn miette::Diagnostic, colour: bool, width: usize) -> String {
     let theme = if colour {
         GraphicalTheme::unicode()
     } else {
         GraphicalTheme::unicode_nocolor()
     };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(width);
     let mut text = String::new();
-    for diagnostic in diagnostics {
-        let rendered = diagnostic.render(sources);
-        handler
-            .render_report(&mut text, &rendered)
-            .expect("rendering into a String cannot fail");
-        text.push('\n');
-    }
+    GraphicalReportHandler::new_themed(theme)
+        .with_width(width)
+        .render_report(&mut text, report)
+        .expect("rendering into a String cannot fail");
+    text.push('\n');
     text
 }

@@ -63,19 +63,25 @@ pub enum ChangeAction {
     Remove,
 }
 
+/// The plan that takes the kernel from `committed` to what a checked script asks for.
 pub fn plan(committed: &Model, desired: &Checked) -> Plan {
+    between(committed, &desired.model, &desired.causes)
+}
+
+/// The plan between any two models; `causes` names the statement behind each object.
+pub fn between(committed: &Model, desired: &Model, causes: &Causes) -> Plan {
     let before = Kernel::new(committed);
-    let after = Kernel::new(&desired.model);
+    let after = Kernel::new(desired);
     let mut planner = Planner {
         before: &before,
         after: &after,
-        causes: &desired.causes,
+        causes,
         steps: Vec::new(),
     };
     planner.removals();
     planner.additions();
     Plan {
-        changes: changes(committed, &desired.model, &before, &after),
+        changes: changes(committed, desired, &before, &after),
         steps: planner.steps,
     }
 }
@@ -216,20 +222,22 @@ impl Planner<'_, '_> {
             }
             // The namespace takes its interfaces along; undoing recreates them all.
             let mut undo = old_ops;
+            let mut links = Vec::new();
             for endpoint in before.model.endpoints.values() {
                 if endpoint.sandbox.as_deref() == Some(&old.name) {
-                    undo.extend(before.endpoint_ops(endpoint));
+                    let ops = before.endpoint_ops(endpoint);
+                    if let Some(Op::AddVeth { link, .. }) = ops.first() {
+                        links.push(link.clone());
+                    }
+                    undo.extend(ops);
                 }
             }
             let netns = old
                 .netns()
                 .expect("a sandbox with ops has a namespace")
                 .to_string();
-            self.step(
-                Op::DelNetns { netns },
-                undo,
-                self.cause(ObjectKind::Sandbox, &old.name),
-            );
+            let cause = self.cause(ObjectKind::Sandbox, &old.name);
+            self.step(Op::DelNetns { netns, links }, undo, cause);
         }
         for old in before.model.networks.values() {
             let old_ops = before.network_ops(old);

@@ -15,8 +15,13 @@ pub enum Op {
     AddNetns {
         netns: String,
     },
+    /// Deletes a namespace, which takes its interfaces along. The kernel removes the
+    /// host ends of its veths in the background; `links` names them, so that the
+    /// backend can wait for them to be gone before their names are used again.
     DelNetns {
         netns: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        links: Vec<String>,
     },
     AddBridge {
         bridge: String,
@@ -96,7 +101,7 @@ pub enum Op {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EtcFile {
     Hosts,
@@ -117,7 +122,10 @@ impl Op {
     /// no single inverse: the planner gives them the full list that recreates the object.
     pub fn inverse(&self) -> Op {
         match self.clone() {
-            Op::AddNetns { netns } => Op::DelNetns { netns },
+            Op::AddNetns { netns } => Op::DelNetns {
+                netns,
+                links: Vec::new(),
+            },
             Op::AddBridge { bridge, .. } => Op::DelLink {
                 netns: None,
                 link: bridge,
@@ -149,7 +157,7 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::AddNetns { netns } => write!(f, "ip netns add {netns}"),
-            Op::DelNetns { netns } => write!(f, "ip netns del {netns}"),
+            Op::DelNetns { netns, .. } => write!(f, "ip netns del {netns}"),
             Op::AddBridge { bridge, mtu } => write!(f, "ip link add {bridge} mtu {mtu} type bridge"),
             Op::AddVeth {
                 link,

@@ -1,0 +1,343 @@
+//! A model of the kernel objects cnm touches — namespaces, links, addresses, default
+//! routes, `/etc/netns` files — that answers operations the way the kernel does
+//! (EEXIST, ENODEV, ENOENT, ENETUNREACH; deleting what is gone is success), and can be
+//! told to fail at the k-th operation. Used by unit tests, fault injection and
+//! `apply --dry-run`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+
+use super::{Backend, KernelError};
+use crate::plan::{EtcFile, Op};
+
+/// The host's namespace is the one with no name.
+const HOST: &str = "";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryBackend {
+    namespaces: BTreeMap<String, Namespace>,
+    files: BTreeMap<(String, EtcFile), String>,
+    calls: usize,
+    fail_on_call: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Namespace {
+    links: BTreeMap<String, Link>,
+    /// Default routes: (gateway, link).
+    routes: BTreeSet<(IpAddr, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Link {
+    kind: LinkKind,
+    mtu: u32,
+    mac: Option<String>,
+    master: Option<String>,
+    up: bool,
+    addresses: BTreeSet<IpNetwork>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LinkKind {
+    Loopback,
+    Bridge,
+    /// The other end: its namespace and name.
+    Veth {
+        peer: (String, String),
+    },
+    Macvlan,
+}
+
+impl Link {
+    fn new(kind: LinkKind, mtu: u32, mac: Option<String>) -> Link {
+        Link {
+            kind,
+            mtu,
+            mac,
+            master: None,
+            up: false,
+            addresses: BTreeSet::new(),
+        }
+    }
+}
+
+const EEXIST: i32 = libc::EEXIST;
+const ENODEV: i32 = libc::ENODEV;
+const ENOENT: i32 = libc::ENOENT;
+
+fn exists(what: String) -> KernelError {
+    KernelError::errno(EEXIST, format!("{what} already exists"))
+}
+
+fn no_device(link: &str) -> KernelError {
+    KernelError::errno(ENODEV, format!("no interface named {link}"))
+}
+
+impl MemoryBackend {
+    pub fn new() -> MemoryBackend {
+        let mut backend = MemoryBackend::default();
+        backend.namespaces.insert(HOST.into(), Namespace::default());
+        backend
+    }
+
+    /// Makes the `call`-th operation from now (0-based) fail, as a kernel refusal would.
+    pub fn fail_on_call(&mut self, call: usize) {
+        self.fail_on_call = Some(self.calls + call);
+    }
+
+    /// How many operations were performed.
+    pub fn calls(&self) -> usize {
+        self.calls
+    }
+
+    /// The objects only, without the call counters: equal snapshots, equal kernels.
+    pub fn snapshot(&self) -> MemoryBackend {
+        MemoryBackend {
+            namespaces: self.namespaces.clone(),
+            files: self.files.clone(),
+            calls: 0,
+            fail_on_call: None,
+        }
+    }
+
+    fn ns_name(netns: &Option<String>) -> &str {
+        netns.as_deref().unwrap_or(HOST)
+    }
+
+    fn namespace(&mut self, netns: &str) -> Result<&mut Namespace, KernelError> {
+        self.namespaces
+            .get_mut(netns)
+            .ok_or_else(|| KernelError::errno(ENOENT, format!("no namespace named {netns}")))
+    }
+
+    fn link(&mut self, netns: &str, link: &str) -> Result<&mut Link, KernelError> {
+        self.namespace(netns)?
+            .links
+            .get_mut(link)
+            .ok_or_else(|| no_device(link))
+    }
+
+    fn add_link(&mut self, netns: &str, name: &str, link: Link) -> Result<(), KernelError> {
+        let ns = self.namespace(netns)?;
+        if ns.links.contains_key(name) {
+            return Err(exists(format!("an interface named {name}")));
+        }
+        ns.links.insert(name.to_string(), link);
+        Ok(())
+    }
+
+    /// Deletes a link, its veth peer, its routes, and its ports' membership.
+    fn del_link(&mut self, netns: &str, name: &str) {
+        let Some(ns) = self.namespaces.get_mut(netns) else {
+            return;
+        };
+        let Some(link) = ns.links.remove(name) else { return };
+        ns.routes.retain(|(_, l)| l != name);
+        for port in ns.links.values_mut() {
+            if port.master.as_deref() == Some(name) {
+                port.master = None;
+            }
+        }
+        if let LinkKind::Veth { peer } = link.kind {
+            self.del_link(&peer.0, &peer.1);
+        }
+    }
+
+    fn perform(&mut self, op: &Op) -> Result<(), KernelError> {
+        match op {
+            Op::AddNetns { netns } => {
+                if self.namespaces.contains_key(netns) {
+                    return Err(exists(format!("a namespace named {netns}")));
+                }
+                let mut ns = Namespace::default();
+                ns.links
+                    .insert("lo".into(), Link::new(LinkKind::Loopback, 65536, None));
+                self.namespaces.insert(netns.clone(), ns);
+            }
+            Op::DelNetns { netns, .. } => {
+                // A namespace takes its interfaces along, and with them their veth peers.
+                if let Some(ns) = self.namespaces.remove(netns) {
+                    for link in ns.links.into_values() {
+                        if let LinkKind::Veth { peer } = link.kind {
+                            self.del_link(&peer.0, &peer.1);
+                        }
+                    }
+                }
+            }
+            Op::AddBridge { bridge, mtu } => {
+                self.add_link(HOST, bridge, Link::new(LinkKind::Bridge, *mtu, None))?
+            }
+            Op::AddVeth {
+                link,
+                peer,
+                netns,
+                mtu,
+                mac,
+            } => {
+                self.namespace(netns)?;
+                if self.namespaces[HOST].links.contains_key(link) {
+                    return Err(exists(format!("an interface named {link}")));
+                }
+                if self.namespaces[netns].links.contains_key(peer) {
+                    return Err(exists(format!("an interface named {peer} in namespace {netns}")));
+                }
+                let host_end = LinkKind::Veth {
+                    peer: (netns.clone(), peer.clone()),
+                };
+                self.add_link(HOST, link, Link::new(host_end, *mtu, None))?;
+                let inner_end = LinkKind::Veth {
+                    peer: (HOST.into(), link.clone()),
+                };
+                self.add_link(netns, peer, Link::new(inner_end, *mtu, Some(mac.clone())))?;
+            }
+            Op::AddMacvlan {
+                link,
+                parent,
+                netns,
+                mtu,
+                mac,
+            } => {
+                self.namespace(netns)?;
+                if !self.namespaces[HOST].links.contains_key(parent) {
+                    return Err(no_device(parent));
+                }
+                self.add_link(netns, link, Link::new(LinkKind::Macvlan, *mtu, Some(mac.clone())))?;
+            }
+            Op::DelLink { netns, link } => self.del_link(Self::ns_name(netns), link),
+            Op::SetMaster { link, master } => {
+                match self.link(HOST, master)?.kind {
+                    LinkKind::Bridge => {}
+                    _ => {
+                        return Err(KernelError::errno(
+                            libc::EINVAL,
+                            format!("{master} is not a bridge"),
+                        ))
+                    }
+                }
+                self.link(HOST, link)?.master = Some(master.clone());
+            }
+            Op::NoMaster { link } => {
+                if let Ok(l) = self.link(HOST, link) {
+                    l.master = None;
+                }
+            }
+            Op::LinkUp { netns, link } => self.link(Self::ns_name(netns), link)?.up = true,
+            Op::LinkDown { netns, link } => {
+                if let Ok(l) = self.link(Self::ns_name(netns), link) {
+                    l.up = false;
+                }
+            }
+            Op::AddAddress { netns, link, address } => {
+                if !self.link(Self::ns_name(netns), link)?.addresses.insert(*address) {
+                    return Err(exists(format!("address {address} on {link}")));
+                }
+            }
+            Op::DelAddress { netns, link, address } => {
+                if let Ok(l) = self.link(Self::ns_name(netns), link) {
+                    l.addresses.remove(address);
+                }
+            }
+            Op::AddRoute { netns, gateway, link } => {
+                let device = self.link(netns, link)?;
+                if !device.up || !device.addresses.iter().any(|a| a.contains(*gateway)) {
+                    return Err(KernelError::errno(
+                        libc::ENETUNREACH,
+                        format!("gateway {gateway} is not reachable on {link}"),
+                    ));
+                }
+                let ns = self.namespace(netns)?;
+                if !ns.routes.is_empty() {
+                    return Err(exists("a default route".to_string()));
+                }
+                ns.routes.insert((*gateway, link.clone()));
+            }
+            Op::DelRoute { netns, gateway, link } => {
+                if let Some(ns) = self.namespaces.get_mut(netns) {
+                    ns.routes.remove(&(*gateway, link.clone()));
+                }
+            }
+            Op::WriteFile { netns, file, content } => {
+                self.files.insert((netns.clone(), *file), content.clone());
+            }
+            Op::RemoveFile { netns, file } => {
+                self.files.remove(&(netns.clone(), *file));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn apply(&mut self, op: &Op) -> Result<(), KernelError> {
+        let call = self.calls;
+        self.calls += 1;
+        if self.fail_on_call == Some(call) {
+            return Err(KernelError::errno(libc::EIO, "injected failure"));
+        }
+        self.perform(op)
+    }
+
+    fn netns_exists(&mut self, netns: &str) -> bool {
+        netns != HOST && self.namespaces.contains_key(netns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(name: &str) -> Option<String> {
+        Some(name.to_string())
+    }
+
+    #[test]
+    fn answers_like_the_kernel() {
+        let mut k = MemoryBackend::new();
+        k.apply(&Op::AddNetns { netns: "A".into() }).unwrap();
+        let veth = Op::AddVeth {
+            link: "ve-1".into(),
+            peer: "eth0".into(),
+            netns: "A".into(),
+            mtu: 1500,
+            mac: "02:42:0a:00:00:02".into(),
+        };
+        k.apply(&veth).unwrap();
+        assert_eq!(k.apply(&veth).unwrap_err().errno, Some(libc::EEXIST));
+        let route = Op::AddRoute {
+            netns: "A".into(),
+            gateway: "10.0.0.1".parse().unwrap(),
+            link: "eth0".into(),
+        };
+        assert_eq!(k.apply(&route).unwrap_err().errno, Some(libc::ENETUNREACH));
+        let missing = Op::LinkUp {
+            netns: ns("A"),
+            link: "eth9".into(),
+        };
+        assert_eq!(k.apply(&missing).unwrap_err().errno, Some(libc::ENODEV));
+        // Deleting the namespace takes the veth pair along; deleting again is success.
+        let del = Op::DelNetns {
+            netns: "A".into(),
+            links: vec!["ve-1".into()],
+        };
+        k.apply(&del).unwrap();
+        k.apply(&del).unwrap();
+        let mut empty = MemoryBackend::new();
+        assert_eq!(k.snapshot(), empty.snapshot());
+        assert!(!empty.netns_exists("A"));
+    }
+
+    #[test]
+    fn fails_on_the_chosen_call() {
+        let mut k = MemoryBackend::new();
+        k.fail_on_call(1);
+        k.apply(&Op::AddNetns { netns: "A".into() }).unwrap();
+        assert_eq!(
+            k.apply(&Op::AddNetns { netns: "B".into() }).unwrap_err().message,
+            "injected failure"
+        );
+        k.apply(&Op::AddNetns { netns: "B".into() }).unwrap();
+    }
+}

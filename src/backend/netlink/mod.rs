@@ -1,0 +1,726 @@
+//! The real kernel: rtnetlink requests on a tokio current-thread runtime, nix for
+//! namespaces and mounts.
+//!
+//! One netlink socket per namespace, opened on a dedicated thread inside that namespace
+//! (a socket stays bound to the namespace it was opened in) and kept for the next
+//! operation there; one for the namespace cnm runs in. Links are named in each request
+//! or looked up just before it: an index is never assumed. Veth peers and macvlans are
+//! created directly inside their namespace (moving a link costs a grace period), with
+//! `addrgenmode none` set on veth ends before they go up (no IPv6 multicast chatter).
+
+mod etc;
+mod netns;
+mod rtnl;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::path::PathBuf;
+
+use ipnetwork::IpNetwork;
+use nix::errno::Errno;
+use rtnetlink::sys::{Socket, TokioSocket};
+use rtnetlink::Handle;
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+
+use super::{Backend, KernelError};
+use crate::plan::{EtcFile, Op};
+use netns::SysError;
+use rtnl::Nack;
+
+/// How long `settle` waits for the kernel to remove a deleted namespace's veths.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The backend that changes the kernel. See the module documentation.
+pub struct NetlinkBackend {
+    runtime: Runtime,
+    netns_dir: PathBuf,
+    etc_dir: PathBuf,
+    /// The namespace cnm runs in.
+    host: Handle,
+    /// Named namespaces with an open socket, by name.
+    spaces: HashMap<String, Space>,
+    /// Ticks at each use of a space, to close the least recently used one first.
+    clock: u64,
+    /// How many namespace sockets may stay open (each is a file descriptor).
+    capacity: usize,
+    /// The thread that enters namespaces.
+    worker: netns::Worker,
+    /// Host ends of veths whose namespace was deleted: the kernel removes them in the
+    /// background, and `settle` waits for that.
+    vanishing: Vec<String>,
+}
+
+/// An open netlink connection bound to one named namespace.
+struct Space {
+    handle: Handle,
+    task: JoinHandle<()>,
+    used: u64,
+    /// Which namespace it is (device and inode of the namespace file).
+    identity: netns::Identity,
+}
+
+/// Where an operation happens, for messages: `""` or ` in namespace NAME`.
+fn place(netns: Option<&str>) -> String {
+    netns.map_or_else(String::new, |netns| format!(" in namespace {netns}"))
+}
+
+/// A kernel refusal: `what` (the object and the action), then the errno in words, then
+/// the kernel's own explanation, when it gave one.
+fn refused(nack: Nack, what: impl std::fmt::Display) -> KernelError {
+    let mut message = format!("{what}: {}", nack.errno.desc());
+    if let Some(why) = nack.why {
+        message.push_str(&format!(" ({why})"));
+    }
+    KernelError::errno(nack.errno as i32, message)
+}
+
+fn sys_refused(error: SysError, what: impl std::fmt::Display) -> KernelError {
+    KernelError::errno(
+        error.errno as i32,
+        format!("{what}: cannot {}: {}", error.doing, error.errno.desc()),
+    )
+}
+
+/// Deleting what is already gone is success.
+fn gone_ok(result: Result<(), Nack>, gone: &[Errno]) -> Result<(), Nack> {
+    match result {
+        Err(nack) if gone.contains(&nack.errno) => Ok(()),
+        result => result,
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff` as six bytes.
+fn parse_mac(mac: &str) -> Result<Vec<u8>, KernelError> {
+    let bytes: Vec<u8> = mac
+        .split(':')
+        .map(|byte| u8::from_str_radix(byte, 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| KernelError::errno(libc::EINVAL, format!("{mac} is not a MAC address")))?;
+    if bytes.len() != 6 || mac.len() != 17 {
+        return Err(KernelError::errno(
+            libc::EINVAL,
+            format!("{mac} is not a MAC address"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The MAC a bridge gets, derived from its name: stable across runs, and set, so that
+/// the kernel does not change it to the lowest of its ports' as they come and go (the
+/// sandboxes would keep a stale neighbour entry for their gateway).
+fn bridge_mac(bridge: &str) -> Vec<u8> {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(bridge.as_bytes());
+    // Locally administered, unicast.
+    let mut mac = vec![0x02];
+    mac.extend_from_slice(&hash[..5]);
+    mac
+}
+
+/// A namespace name must stay one file name inside the namespace directory.
+fn check_name(netns: &str) -> Result<(), KernelError> {
+    let bad =
+        netns.is_empty() || netns == "." || netns == ".." || netns.len() > 255 || netns.contains(['/', '\0']);
+    if bad {
+        return Err(KernelError::errno(
+            libc::EINVAL,
+            format!("{netns:?} is not a valid namespace name"),
+        ));
+    }
+    Ok(())
+}
+
+/// How many namespace sockets may stay open: half the open files this process may have
+/// (the rest is the caller's). Past that, the least recently used one is closed; opening
+/// it again costs a trip to the worker thread (tens of microseconds).
+fn socket_capacity() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed to it.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 256;
+    }
+    let files = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+    (files / 2).max(16)
+}
+
+impl NetlinkBackend {
+    /// A backend that creates named namespaces under `netns_dir` (like `/run/netns`) and
+    /// writes the per-namespace files under `etc_dir` (like `/etc/netns`):
+    /// `etc_dir/NETNS/hosts`, `etc_dir/NETNS/resolv.conf`.
+    ///
+    /// Fails at once, with errno `EPERM`, when this process may not do the work: change
+    /// links in its own namespace, create `netns_dir` and mount on it, create namespaces.
+    /// Makes `netns_dir` a shared mount point, as `ip netns add` does.
+    pub fn new(netns_dir: PathBuf, etc_dir: PathBuf) -> Result<NetlinkBackend, KernelError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|error| {
+                KernelError::errno(
+                    error.raw_os_error().unwrap_or(libc::EIO),
+                    format!("cannot start the netlink runtime: {error}"),
+                )
+            })?;
+        let socket = Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE).map_err(|error| {
+            let errno = match error.raw_os_error() {
+                Some(libc::EACCES) | None => libc::EPERM,
+                Some(errno) => errno,
+            };
+            KernelError::errno(errno, format!("cannot open a netlink socket: {error}"))
+        })?;
+        let capacity = socket_capacity();
+        let (host, _) = connect(&runtime, socket);
+        let mut backend = NetlinkBackend {
+            runtime,
+            netns_dir,
+            etc_dir,
+            host,
+            spaces: HashMap::new(),
+            clock: 0,
+            capacity,
+            worker: netns::Worker::start(),
+            vanishing: Vec::new(),
+        };
+        backend.check_privileges()?;
+        Ok(backend)
+    }
+
+    fn check_privileges(&mut self) -> Result<(), KernelError> {
+        // A request that changes nothing, but that the kernel lets through only with
+        // CAP_NET_ADMIN over this namespace.
+        if let Err(nack) = self.block(rtnl::touch(self.host.clone(), "lo")) {
+            match nack.errno {
+                Errno::ENODEV | Errno::EINVAL | Errno::EOPNOTSUPP => {}
+                Errno::EPERM | Errno::EACCES => {
+                    return Err(KernelError::errno(
+                        libc::EPERM,
+                        "not permitted to change network interfaces here (needs CAP_NET_ADMIN)",
+                    ))
+                }
+                _ => return Err(refused(nack, "cannot reach the kernel over netlink")),
+            }
+        }
+        self.prepare_dir()?;
+        netns::can_unshare(&self.worker).map_err(|error| {
+            let message = format!(
+                "not permitted to create network namespaces: {}",
+                error.errno.desc()
+            );
+            match error.errno {
+                Errno::EPERM | Errno::EACCES => KernelError::errno(libc::EPERM, message),
+                errno => KernelError::errno(errno as i32, message),
+            }
+        })
+    }
+
+    /// Makes the namespace directory, and a shared mount point, as `ip netns add` does.
+    fn prepare_dir(&self) -> Result<(), KernelError> {
+        let dir = &self.netns_dir;
+        if dir.exists() && !dir.is_dir() {
+            return Err(KernelError::errno(
+                libc::ENOTDIR,
+                format!("the namespace directory {} is not a directory", dir.display()),
+            ));
+        }
+        if let Err(error) = std::fs::create_dir_all(dir) {
+            let errno = match error.raw_os_error() {
+                Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => libc::EPERM,
+                Some(errno) => errno,
+                None => libc::EIO,
+            };
+            return Err(KernelError::errno(
+                errno,
+                format!("cannot create the namespace directory {}: {error}", dir.display()),
+            ));
+        }
+        netns::make_shared(dir)
+            .map_err(|error| sys_refused(error, format!("namespace directory {}", dir.display())))
+    }
+
+    /// Runs one request (or a few, joined) to completion.
+    fn block<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    fn netns_path(&self, netns: &str) -> PathBuf {
+        self.netns_dir.join(netns)
+    }
+
+    /// Keeps `socket`, opened inside `netns`, as that namespace's connection.
+    fn keep(&mut self, netns: &str, socket: Socket, identity: netns::Identity) -> Handle {
+        if self.spaces.len() >= self.capacity {
+            let oldest = self
+                .spaces
+                .iter()
+                .min_by_key(|(_, space)| space.used)
+                .map(|(name, _)| name.clone());
+            if let Some(oldest) = oldest {
+                self.forget(&oldest);
+            }
+        }
+        self.forget(netns);
+        let (handle, task) = connect(&self.runtime, socket);
+        self.clock += 1;
+        self.spaces.insert(
+            netns.to_string(),
+            Space {
+                handle: handle.clone(),
+                task,
+                used: self.clock,
+                identity,
+            },
+        );
+        handle
+    }
+
+    /// Closes the socket kept for `netns`, if any, and waits until it is closed: a
+    /// namespace is freed only when nothing holds it.
+    fn forget(&mut self, netns: &str) {
+        if let Some(space) = self.spaces.remove(netns) {
+            drop(space.handle);
+            space.task.abort();
+            let _ = self.block(space.task);
+        }
+    }
+
+    /// The namespace file of `netns`, open (for `IFLA_NET_NS_FD`).
+    fn open_netns(&self, netns: &str) -> Result<std::fs::File, KernelError> {
+        netns::open(&self.netns_path(netns)).map_err(|error| match error.errno {
+            Errno::ENOENT | Errno::EINVAL => {
+                KernelError::errno(libc::ENOENT, format!("namespace {netns} does not exist"))
+            }
+            _ => sys_refused(error, format!("namespace {netns}")),
+        })
+    }
+
+    /// The connection inside the named namespace; `ENOENT` if there is no such namespace.
+    fn space(&mut self, netns: &str) -> Result<Handle, KernelError> {
+        check_name(netns)?;
+        let path = self.netns_path(netns);
+        // The namespace mounted there now: a kept socket serves only while it is the
+        // same one (not deleted, or deleted and made again, outside cnm).
+        let now = netns::identity(&path);
+        self.clock += 1;
+        if let Some(space) = self.spaces.get_mut(netns) {
+            if Some(space.identity) == now {
+                space.used = self.clock;
+                return Ok(space.handle.clone());
+            }
+        }
+        // Stale: let the namespace it held go.
+        self.forget(netns);
+        if now.is_none() {
+            return Err(KernelError::errno(
+                libc::ENOENT,
+                format!("namespace {netns} does not exist"),
+            ));
+        }
+        let file = self.open_netns(netns)?;
+        let (socket, identity) = netns::socket_in(&self.worker, file)
+            .map_err(|error| sys_refused(error, format!("namespace {netns}")))?;
+        Ok(self.keep(netns, socket, identity))
+    }
+
+    /// The connection for `netns` (`None`: cnm's own namespace).
+    fn handle(&mut self, netns: Option<&str>) -> Result<Handle, KernelError> {
+        match netns {
+            None => Ok(self.host.clone()),
+            Some(netns) => self.space(netns),
+        }
+    }
+
+    /// As [`Self::handle`], but `None` when the namespace is gone: whatever was inside
+    /// it is gone too, which is what a deletion wants.
+    fn handle_if_there(&mut self, netns: Option<&str>) -> Result<Option<Handle>, KernelError> {
+        match self.handle(netns) {
+            Ok(handle) => Ok(Some(handle)),
+            Err(error) if error.errno == Some(libc::ENOENT) && netns.is_some() => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The connection for an operation in `netns`: one that makes something needs the
+    /// namespace; one that undoes has nothing to do (`None`) when the namespace is gone.
+    fn handle_for(&mut self, netns: Option<&str>, making: bool) -> Result<Option<Handle>, KernelError> {
+        if making {
+            self.handle(netns).map(Some)
+        } else {
+            self.handle_if_there(netns)
+        }
+    }
+
+    /// The index of `link` in the namespace of `handle`.
+    fn index(&self, handle: &Handle, netns: Option<&str>, link: &str) -> Result<u32, KernelError> {
+        self.block(rtnl::link_index(handle.clone(), link))
+            .map_err(|nack| match nack.errno {
+                Errno::ENODEV => KernelError::errno(
+                    libc::ENODEV,
+                    format!("there is no interface named {link}{}", place(netns)),
+                ),
+                _ => refused(nack, format!("cannot look up interface {link}{}", place(netns))),
+            })
+    }
+
+    fn add_netns(&mut self, netns: &str) -> Result<(), KernelError> {
+        check_name(netns)?;
+        self.forget(netns);
+        let path = self.netns_path(netns);
+        let mut created = netns::create(&self.worker, &path);
+        if created.as_ref().is_err_and(|error| error.errno == Errno::ENOENT) {
+            // The directory went away since: make it again, as `ip netns add` would.
+            self.prepare_dir()?;
+            created = netns::create(&self.worker, &path);
+        }
+        let created = created.map_err(|error| match error.errno {
+            Errno::EEXIST => KernelError::errno(libc::EEXIST, format!("namespace {netns} already exists")),
+            _ => sys_refused(error, format!("cannot create namespace {netns}")),
+        })?;
+        self.keep(netns, created.socket, created.identity);
+        Ok(())
+    }
+
+    fn del_netns(&mut self, netns: &str) -> Result<(), KernelError> {
+        check_name(netns)?;
+        self.forget(netns);
+        netns::delete(&self.netns_path(netns))
+            .map_err(|error| sys_refused(error, format!("cannot delete namespace {netns}")))
+    }
+
+    fn add_veth(
+        &mut self,
+        link: &str,
+        peer: &str,
+        netns: &str,
+        mtu: u32,
+        mac: &str,
+    ) -> Result<(), KernelError> {
+        let mac = parse_mac(mac)?;
+        let inside = self.space(netns)?;
+        let fd = self.open_netns(netns)?;
+        let created = self.block(rtnl::add_veth(
+            self.host.clone(),
+            link,
+            peer,
+            fd.as_raw_fd(),
+            mtu,
+            mac,
+        ));
+        drop(fd);
+        if let Err(nack) = created {
+            return Err(self.veth_refused(nack, link, peer, netns, &inside));
+        }
+        let (outside, within) = self.block(async {
+            futures::join!(
+                rtnl::addrgenmode_none(self.host.clone(), link),
+                rtnl::addrgenmode_none(inside.clone(), peer),
+            )
+        });
+        let failed = match (outside, within) {
+            (Err(nack), _) => Some(refused(nack, format!("cannot set addrgenmode none on {link}"))),
+            (_, Err(nack)) => Some(refused(
+                nack,
+                format!("cannot set addrgenmode none on {peer}{}", place(Some(netns))),
+            )),
+            _ => None,
+        };
+        if let Some(error) = failed {
+            // Leave nothing half-made: the step did not happen.
+            let _ = self.block(rtnl::del_link(self.host.clone(), link));
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Words a refused veth creation; for `EEXIST`, says which of the two names is taken.
+    fn veth_refused(&self, nack: Nack, link: &str, peer: &str, netns: &str, inside: &Handle) -> KernelError {
+        if nack.errno == Errno::EEXIST {
+            if self.block(rtnl::link_index(self.host.clone(), link)).is_ok() {
+                return KernelError::errno(libc::EEXIST, format!("an interface named {link} already exists"));
+            }
+            if self.block(rtnl::link_index(inside.clone(), peer)).is_ok() {
+                return KernelError::errno(
+                    libc::EEXIST,
+                    format!("an interface named {peer} already exists{}", place(Some(netns))),
+                );
+            }
+        }
+        refused(
+            nack,
+            format!("cannot create veth {link} with peer {peer}{}", place(Some(netns))),
+        )
+    }
+
+    fn add_macvlan(
+        &mut self,
+        link: &str,
+        parent: &str,
+        netns: &str,
+        mtu: u32,
+        mac: &str,
+    ) -> Result<(), KernelError> {
+        let mac = parse_mac(mac)?;
+        let inside = self.space(netns)?;
+        let parent_index = self.index(&self.host, None, parent)?;
+        let fd = self.open_netns(netns)?;
+        let created = self.block(rtnl::add_macvlan(
+            self.host.clone(),
+            link,
+            parent_index,
+            fd.as_raw_fd(),
+            mtu,
+            mac,
+        ));
+        drop(fd);
+        created.map_err(|nack| {
+            if nack.errno == Errno::EEXIST && self.block(rtnl::link_index(inside, link)).is_ok() {
+                return KernelError::errno(
+                    libc::EEXIST,
+                    format!("an interface named {link} already exists{}", place(Some(netns))),
+                );
+            }
+            refused(
+                nack,
+                format!("cannot create macvlan {link} on {parent}{}", place(Some(netns))),
+            )
+        })
+    }
+
+    fn del_link(&mut self, netns: Option<&str>, link: &str) -> Result<(), KernelError> {
+        let Some(handle) = self.handle_if_there(netns)? else {
+            return Ok(());
+        };
+        let deleted = self.block(rtnl::del_link(handle, link));
+        gone_ok(deleted, &[Errno::ENODEV])
+            .map_err(|nack| refused(nack, format!("cannot delete interface {link}{}", place(netns))))
+    }
+
+    fn set_master(&mut self, link: &str, master: &str) -> Result<(), KernelError> {
+        let index = self.index(&self.host, None, master)?;
+        self.block(rtnl::set_master(self.host.clone(), link, index))
+            .map_err(|nack| refused(nack, format!("cannot attach {link} to {master}")))
+    }
+
+    fn no_master(&mut self, link: &str) -> Result<(), KernelError> {
+        // An undo: a link that is gone is attached to nothing.
+        let detached = self.block(rtnl::set_master(self.host.clone(), link, 0));
+        gone_ok(detached, &[Errno::ENODEV]).map_err(|nack| refused(nack, format!("cannot detach {link}")))
+    }
+
+    fn set_up(&mut self, netns: Option<&str>, link: &str, up: bool) -> Result<(), KernelError> {
+        // Down is an undo: a link (or namespace) that is gone is down.
+        let Some(handle) = self.handle_for(netns, up)? else {
+            return Ok(());
+        };
+        let result = self.block(rtnl::set_up(handle, link, up));
+        let result = if up {
+            result
+        } else {
+            gone_ok(result, &[Errno::ENODEV])
+        };
+        let state = if up { "up" } else { "down" };
+        result.map_err(|nack| match nack.errno {
+            Errno::ENODEV => KernelError::errno(
+                libc::ENODEV,
+                format!("there is no interface named {link}{}", place(netns)),
+            ),
+            _ => refused(nack, format!("cannot set {link} {state}{}", place(netns))),
+        })
+    }
+
+    fn address(
+        &mut self,
+        netns: Option<&str>,
+        link: &str,
+        address: IpNetwork,
+        add: bool,
+    ) -> Result<(), KernelError> {
+        let Some(handle) = self.handle_for(netns, add)? else {
+            return Ok(());
+        };
+        let index = match self.index(&handle, netns, link) {
+            Ok(index) => index,
+            Err(error) if !add && error.errno == Some(libc::ENODEV) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let result = self.block(rtnl::address(handle, index, address, add));
+        if add {
+            result.map_err(|nack| match nack.errno {
+                Errno::EEXIST => KernelError::errno(
+                    libc::EEXIST,
+                    format!("{link}{} already has address {address}", place(netns)),
+                ),
+                _ => refused(
+                    nack,
+                    format!("cannot add address {address} to {link}{}", place(netns)),
+                ),
+            })
+        } else {
+            gone_ok(result, &[Errno::EADDRNOTAVAIL, Errno::ENODEV, Errno::ESRCH]).map_err(|nack| {
+                refused(
+                    nack,
+                    format!("cannot delete address {address} from {link}{}", place(netns)),
+                )
+            })
+        }
+    }
+
+    fn route(&mut self, name: &str, gateway: IpAddr, link: &str, add: bool) -> Result<(), KernelError> {
+        let netns = Some(name);
+        let Some(handle) = self.handle_for(netns, add)? else {
+            return Ok(());
+        };
+        let index = match self.index(&handle, netns, link) {
+            Ok(index) => index,
+            Err(error) if !add && error.errno == Some(libc::ENODEV) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let result = self.block(rtnl::default_route(handle, gateway, index, add));
+        if add {
+            result.map_err(|nack| match nack.errno {
+                Errno::EEXIST => KernelError::errno(
+                    libc::EEXIST,
+                    format!("namespace {name} already has a default route"),
+                ),
+                _ => refused(
+                    nack,
+                    format!(
+                        "cannot add default route via {gateway} dev {link}{}",
+                        place(netns)
+                    ),
+                ),
+            })
+        } else {
+            gone_ok(result, &[Errno::ESRCH, Errno::ENODEV]).map_err(|nack| {
+                refused(
+                    nack,
+                    format!(
+                        "cannot delete default route via {gateway} dev {link}{}",
+                        place(netns)
+                    ),
+                )
+            })
+        }
+    }
+
+    fn write_file(&mut self, netns: &str, file: EtcFile, content: &str) -> Result<(), KernelError> {
+        check_name(netns)?;
+        let dir = self.etc_dir.join(netns);
+        etc::write(&dir, &file.to_string(), content).map_err(|error| {
+            KernelError::errno(
+                error.raw_os_error().unwrap_or(libc::EIO),
+                format!("cannot write {}: {error}", dir.join(file.to_string()).display()),
+            )
+        })
+    }
+
+    fn remove_file(&mut self, netns: &str, file: EtcFile) -> Result<(), KernelError> {
+        check_name(netns)?;
+        let dir = self.etc_dir.join(netns);
+        etc::remove(&dir, &file.to_string()).map_err(|error| {
+            KernelError::errno(
+                error.raw_os_error().unwrap_or(libc::EIO),
+                format!("cannot remove {}: {error}", dir.join(file.to_string()).display()),
+            )
+        })
+    }
+}
+
+/// Drives `socket` with a netlink connection task on `runtime`.
+fn connect(runtime: &Runtime, socket: Socket) -> (Handle, JoinHandle<()>) {
+    // Errors carry the kernel's explanation, and not a copy of the request.
+    let _ = socket.set_ext_ack(true);
+    let _ = socket.set_cap_ack(true);
+    let _inside = runtime.enter();
+    // SAFETY: the descriptor comes from `into_raw_fd`, so this is its only owner.
+    let socket = unsafe { TokioSocket::from_raw_fd(socket.into_raw_fd()) };
+    let (connection, handle, _) = rtnetlink::from_socket(socket);
+    (handle, runtime.spawn(connection))
+}
+
+impl Backend for NetlinkBackend {
+    fn apply(&mut self, op: &Op) -> Result<(), KernelError> {
+        match op {
+            Op::AddNetns { netns } => self.add_netns(netns),
+            Op::DelNetns { netns, links } => {
+                self.del_netns(netns)?;
+                self.vanishing.extend(links.iter().cloned());
+                Ok(())
+            }
+            Op::AddBridge { bridge, mtu } => self
+                .block(rtnl::add_bridge(
+                    self.host.clone(),
+                    bridge,
+                    *mtu,
+                    bridge_mac(bridge),
+                ))
+                .map_err(|nack| match nack.errno {
+                    Errno::EEXIST => KernelError::errno(
+                        libc::EEXIST,
+                        format!("an interface named {bridge} already exists"),
+                    ),
+                    _ => refused(nack, format!("cannot create bridge {bridge} (mtu {mtu})")),
+                }),
+            Op::AddVeth {
+                link,
+                peer,
+                netns,
+                mtu,
+                mac,
+            } => self.add_veth(link, peer, netns, *mtu, mac),
+            Op::AddMacvlan {
+                link,
+                parent,
+                netns,
+                mtu,
+                mac,
+            } => self.add_macvlan(link, parent, netns, *mtu, mac),
+            Op::DelLink { netns, link } => self.del_link(netns.as_deref(), link),
+            Op::SetMaster { link, master } => self.set_master(link, master),
+            Op::NoMaster { link } => self.no_master(link),
+            Op::LinkUp { netns, link } => self.set_up(netns.as_deref(), link, true),
+            Op::LinkDown { netns, link } => self.set_up(netns.as_deref(), link, false),
+            Op::AddAddress { netns, link, address } => self.address(netns.as_deref(), link, *address, true),
+            Op::DelAddress { netns, link, address } => self.address(netns.as_deref(), link, *address, false),
+            Op::AddRoute { netns, gateway, link } => self.route(netns, *gateway, link, true),
+            Op::DelRoute { netns, gateway, link } => self.route(netns, *gateway, link, false),
+            Op::WriteFile { netns, file, content } => self.write_file(netns, *file, content),
+            Op::RemoveFile { netns, file } => self.remove_file(netns, *file),
+        }
+    }
+
+    fn settle(&mut self) -> Result<(), KernelError> {
+        let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+        while let Some(link) = self.vanishing.last() {
+            match self.block(rtnl::link_index(self.host.clone(), link)) {
+                Err(nack) if nack.errno == Errno::ENODEV => {
+                    self.vanishing.pop();
+                }
+                _ if std::time::Instant::now() >= deadline => {
+                    let left = std::mem::take(&mut self.vanishing);
+                    return Err(KernelError::other(format!(
+                        "the kernel has not removed {} after {} s: {}",
+                        if left.len() == 1 {
+                            "an interface"
+                        } else {
+                            "interfaces"
+                        },
+                        SETTLE_TIMEOUT.as_secs(),
+                        left.join(", ")
+                    )));
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+        Ok(())
+    }
+
+    fn netns_exists(&mut self, netns: &str) -> bool {
+        check_name(netns).is_ok() && netns::is_netns(&self.netns_path(netns))
+    }
+}

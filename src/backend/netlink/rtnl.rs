@@ -1,0 +1,353 @@
+//! The rtnetlink requests the backend sends, one function per request. Each takes the
+//! handle of the namespace it works in; links are named in the request (`IFLA_IFNAME`,
+//! index 0), so the kernel resolves the name when the request runs, or looked up by name
+//! just before (addresses and routes need an index).
+
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+
+use futures::StreamExt;
+use ipnetwork::IpNetwork;
+use nix::errno::Errno;
+use rtnetlink::packet_core::{
+    ErrorMessage, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE,
+    NLM_F_EXCL, NLM_F_REQUEST,
+};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
+use rtnetlink::packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute,
+    LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::Handle;
+
+/// A refused request: the kernel's errno and, when it gave one, its explanation (the
+/// extended acknowledgement's message).
+#[derive(Debug)]
+pub struct Nack {
+    pub errno: Errno,
+    pub why: Option<String>,
+}
+
+impl From<Errno> for Nack {
+    fn from(errno: Errno) -> Nack {
+        Nack { errno, why: None }
+    }
+}
+
+/// `NLMSGERR_ATTR_MSG`: the extended acknowledgement's text.
+const NLMSGERR_ATTR_MSG: u16 = 1;
+/// The length of a netlink message header.
+const NLMSG_HDRLEN: usize = 16;
+
+impl Nack {
+    /// The refusal an error message carries; `None` for an acknowledgement.
+    fn of(flags: u16, error: &ErrorMessage) -> Option<Nack> {
+        let code = error.code?;
+        Some(Nack {
+            errno: Errno::from_raw(-code.get()),
+            why: explanation(flags, &error.header),
+        })
+    }
+}
+
+/// The message of the attributes that follow the echoed request in an error message
+/// (`NLM_F_ACK_TLVS`): after its header alone when capped, else after all of it.
+fn explanation(flags: u16, echoed: &[u8]) -> Option<String> {
+    if flags & NLM_F_ACK_TLVS == 0 || echoed.len() < NLMSG_HDRLEN {
+        return None;
+    }
+    let skip = if flags & NLM_F_CAPPED != 0 {
+        NLMSG_HDRLEN
+    } else {
+        let length = u32::from_ne_bytes(echoed[..4].try_into().ok()?);
+        usize::try_from(length).ok()?.next_multiple_of(4)
+    };
+    let mut attributes = echoed.get(skip..)?;
+    while attributes.len() >= 4 {
+        let length = usize::from(u16::from_ne_bytes([attributes[0], attributes[1]]));
+        let kind = u16::from_ne_bytes([attributes[2], attributes[3]]) & 0x3fff;
+        let value = attributes.get(4..length)?;
+        if kind == NLMSGERR_ATTR_MSG {
+            let text = value.split(|byte| *byte == 0).next().unwrap_or_default();
+            let text = String::from_utf8_lossy(text).trim().to_string();
+            return (!text.is_empty()).then_some(text);
+        }
+        attributes = attributes.get(length.max(4).next_multiple_of(4)..)?;
+    }
+    None
+}
+
+/// Sends one request that asks for an acknowledgement; the refusal, if refused.
+async fn ack(handle: &mut Handle, message: RouteNetlinkMessage, flags: u16) -> Result<(), Nack> {
+    let mut request = NetlinkMessage::from(message);
+    request.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+    request.finalize();
+    let mut responses = handle.request(request).map_err(|_| Errno::ENOTCONN)?;
+    while let Some(response) = responses.next().await {
+        if let NetlinkPayload::Error(error) = &response.payload {
+            if let Some(nack) = Nack::of(response.header.flags, error) {
+                return Err(nack);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A link message that names its link (index 0: the kernel looks the name up).
+fn named(name: &str) -> LinkMessage {
+    let mut message = LinkMessage::default();
+    message.attributes.push(LinkAttribute::IfName(name.to_string()));
+    message
+}
+
+/// The index of the link named `name` in the handle's namespace, now.
+pub async fn link_index(mut handle: Handle, name: &str) -> Result<u32, Nack> {
+    let mut message = named(name);
+    message
+        .attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    let mut request = NetlinkMessage::from(RouteNetlinkMessage::GetLink(message));
+    request.header.flags = NLM_F_REQUEST;
+    request.finalize();
+    let mut responses = handle.request(request).map_err(|_| Errno::ENOTCONN)?;
+    while let Some(response) = responses.next().await {
+        match response.payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => return Ok(link.header.index),
+            NetlinkPayload::Error(error) => {
+                if let Some(nack) = Nack::of(response.header.flags, &error) {
+                    return Err(nack);
+                }
+            }
+            _ => {}
+        }
+    }
+    Err(Errno::ENODEV.into())
+}
+
+/// `ip link add NAME mtu MTU address MAC type bridge`
+pub async fn add_bridge(mut handle: Handle, name: &str, mtu: u32, mac: Vec<u8>) -> Result<(), Nack> {
+    let mut message = named(name);
+    message.attributes.push(LinkAttribute::Mtu(mtu));
+    message.attributes.push(LinkAttribute::Address(mac));
+    message
+        .attributes
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
+    ack(
+        &mut handle,
+        RouteNetlinkMessage::NewLink(message),
+        NLM_F_CREATE | NLM_F_EXCL,
+    )
+    .await
+}
+
+/// A veth pair in one request: `link` here, `peer` created directly inside the namespace
+/// `netns_fd` refers to, with `mac`; both with `mtu`; both down.
+pub async fn add_veth(
+    mut handle: Handle,
+    link: &str,
+    peer: &str,
+    netns_fd: RawFd,
+    mtu: u32,
+    mac: Vec<u8>,
+) -> Result<(), Nack> {
+    let mut peer_message = named(peer);
+    peer_message.attributes.extend([
+        LinkAttribute::Mtu(mtu),
+        LinkAttribute::Address(mac),
+        LinkAttribute::NetNsFd(netns_fd),
+    ]);
+    let mut message = named(link);
+    message.attributes.extend([
+        LinkAttribute::Mtu(mtu),
+        LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_message))),
+        ]),
+    ]);
+    ack(
+        &mut handle,
+        RouteNetlinkMessage::NewLink(message),
+        NLM_F_CREATE | NLM_F_EXCL,
+    )
+    .await
+}
+
+/// A macvlan (mode bridge) on the link with index `parent` of the handle's namespace,
+/// created directly inside the namespace `netns_fd` refers to.
+pub async fn add_macvlan(
+    mut handle: Handle,
+    link: &str,
+    parent: u32,
+    netns_fd: RawFd,
+    mtu: u32,
+    mac: Vec<u8>,
+) -> Result<(), Nack> {
+    let mut message = named(link);
+    message.attributes.extend([
+        LinkAttribute::Link(parent),
+        LinkAttribute::Mtu(mtu),
+        LinkAttribute::Address(mac),
+        LinkAttribute::NetNsFd(netns_fd),
+        LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::MacVlan),
+            LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Bridge)])),
+        ]),
+    ]);
+    ack(
+        &mut handle,
+        RouteNetlinkMessage::NewLink(message),
+        NLM_F_CREATE | NLM_F_EXCL,
+    )
+    .await
+}
+
+/// `ip link set NAME addrgenmode none`: no IPv6 link-local address, so no multicast
+/// chatter when it goes up. Must come before the link is up, in its own request.
+pub async fn addrgenmode_none(mut handle: Handle, name: &str) -> Result<(), Nack> {
+    let mut message = named(name);
+    message
+        .attributes
+        .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![
+            AfSpecInet6::AddrGenMode(In6AddrGenMode::None),
+        ])]));
+    match ack(&mut handle, RouteNetlinkMessage::SetLink(message), 0).await {
+        // A link without IPv6 at all (an MTU below 1280) has nothing to disable.
+        Err(nack) if nack.errno == Errno::EAFNOSUPPORT => Ok(()),
+        result => result,
+    }
+}
+
+/// A request to change the link named `name` that changes nothing: the kernel still
+/// checks that the sender may change links in this namespace.
+pub async fn touch(mut handle: Handle, name: &str) -> Result<(), Nack> {
+    ack(&mut handle, RouteNetlinkMessage::SetLink(named(name)), 0).await
+}
+
+/// `ip link del NAME`
+pub async fn del_link(mut handle: Handle, name: &str) -> Result<(), Nack> {
+    ack(&mut handle, RouteNetlinkMessage::DelLink(named(name)), 0).await
+}
+
+/// `ip link set NAME up` or `down`.
+pub async fn set_up(mut handle: Handle, name: &str, up: bool) -> Result<(), Nack> {
+    let mut message = named(name);
+    if up {
+        message.header.flags = LinkFlags::Up;
+    }
+    message.header.change_mask = LinkFlags::Up;
+    ack(&mut handle, RouteNetlinkMessage::SetLink(message), 0).await
+}
+
+/// `ip link set NAME master MASTER` (the master's index), or `nomaster` (0).
+pub async fn set_master(mut handle: Handle, name: &str, master: u32) -> Result<(), Nack> {
+    let mut message = named(name);
+    message.attributes.push(LinkAttribute::Controller(master));
+    ack(&mut handle, RouteNetlinkMessage::SetLink(message), 0).await
+}
+
+/// `ip addr add|del ADDRESS dev INDEX`
+pub async fn address(mut handle: Handle, index: u32, address: IpNetwork, add: bool) -> Result<(), Nack> {
+    let mut message = AddressMessage::default();
+    message.header.index = index;
+    message.header.prefix_len = address.prefix();
+    message.header.family = family(address.ip());
+    message.attributes.push(AddressAttribute::Local(address.ip()));
+    message.attributes.push(AddressAttribute::Address(address.ip()));
+    if add {
+        match address {
+            IpNetwork::V4(v4) if v4.prefix() < 31 => {
+                message
+                    .attributes
+                    .push(AddressAttribute::Broadcast(v4.broadcast()));
+            }
+            // Usable at once, as container runtimes do: no duplicate address detection
+            // on an address the IPAM already made unique.
+            IpNetwork::V6(_) => message.header.flags = AddressHeaderFlags::Nodad,
+            IpNetwork::V4(_) => {}
+        }
+        let flags = NLM_F_CREATE | NLM_F_EXCL;
+        ack(&mut handle, RouteNetlinkMessage::NewAddress(message), flags).await
+    } else {
+        ack(&mut handle, RouteNetlinkMessage::DelAddress(message), 0).await
+    }
+}
+
+/// `ip route add|del default via GATEWAY dev INDEX` in the main table.
+pub async fn default_route(mut handle: Handle, gateway: IpAddr, index: u32, add: bool) -> Result<(), Nack> {
+    let mut message = RouteMessage::default();
+    message.header.address_family = family(gateway);
+    message.header.destination_prefix_length = 0;
+    message.header.table = RouteHeader::RT_TABLE_MAIN;
+    message.header.kind = RouteType::Unicast;
+    message
+        .attributes
+        .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
+    message.attributes.push(RouteAttribute::Oif(index));
+    if add {
+        message.header.protocol = RouteProtocol::Boot;
+        message.header.scope = RouteScope::Universe;
+        let flags = NLM_F_CREATE | NLM_F_EXCL;
+        ack(&mut handle, RouteNetlinkMessage::NewRoute(message), flags).await
+    } else {
+        // As `ip route del` does: any protocol, any scope (IPv4).
+        message.header.protocol = RouteProtocol::Unspec;
+        message.header.scope = match gateway {
+            IpAddr::V4(_) => RouteScope::NoWhere,
+            IpAddr::V6(_) => RouteScope::Universe,
+        };
+        ack(&mut handle, RouteNetlinkMessage::DelRoute(message), 0).await
+    }
+}
+
+fn family(ip: IpAddr) -> AddressFamily {
+    match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A netlink header of `length`, then `tail`.
+    fn echoed(length: u32, tail: &[u8]) -> Vec<u8> {
+        let mut bytes = length.to_ne_bytes().to_vec();
+        bytes.extend_from_slice(&[0; 12]);
+        bytes.extend_from_slice(tail);
+        bytes
+    }
+
+    fn attribute(kind: u16, value: &[u8]) -> Vec<u8> {
+        let length = u16::try_from(4 + value.len()).unwrap();
+        let mut bytes = [length.to_ne_bytes(), kind.to_ne_bytes()].concat();
+        bytes.extend_from_slice(value);
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+        bytes
+    }
+
+    #[test]
+    fn the_kernels_explanation_follows_the_echoed_request() {
+        let offset = attribute(2, &7u32.to_ne_bytes());
+        let message = attribute(NLMSGERR_ATTR_MSG, b"mtu greater than device maximum\0");
+        let capped = echoed(40, &[offset.clone(), message.clone()].concat());
+        let flags = NLM_F_ACK_TLVS | NLM_F_CAPPED;
+        assert_eq!(
+            explanation(flags, &capped).as_deref(),
+            Some("mtu greater than device maximum")
+        );
+        // Not capped: the whole request (22 bytes, padded to 24) comes first.
+        let whole = echoed(22, &[vec![9; 8], message.clone()].concat());
+        assert_eq!(
+            explanation(NLM_F_ACK_TLVS, &whole).as_deref(),
+            Some("mtu greater than device maximum")
+        );
+        assert_eq!(explanation(NLM_F_CAPPED, &capped), None, "no attributes");
+        assert_eq!(explanation(flags, &echoed(16, &offset)), None);
+        assert_eq!(explanation(flags, &capped[..20]), None, "truncated");
+    }
+}

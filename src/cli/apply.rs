@@ -1,0 +1,418 @@
+//! `cnm apply` and `cnm destroy`: a plan applied as one journaled transaction, rolled
+//! back on any failure; and the recovery of a transaction that a crash cut short.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use miette::{LabeledSpan, MietteDiagnostic, NamedSource};
+
+use super::{colour, load, render_report, terminal_width, Failure, Settings};
+use crate::backend::memory::MemoryBackend;
+use crate::backend::netlink::NetlinkBackend;
+use crate::backend::Backend;
+use crate::check::Causes;
+use crate::exec::{self, Progress, Stop, Undone};
+use crate::journal::{Journal, JournalError};
+use crate::model::Model;
+use crate::plan::{self, Op, Plan};
+use crate::syntax::Sources;
+
+/// Set by SIGINT and SIGTERM; the executor stops and rolls back at the next step.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn catch_stop_signals() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(request_stop),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+}
+
+/// The real kernel, or a message that says why not and how to fix it.
+fn kernel(settings: &Settings) -> Result<NetlinkBackend, Failure> {
+    NetlinkBackend::new(settings.netns_dir.clone(), settings.etc_dir.clone()).map_err(|e| {
+        Failure::Message(match e.errno {
+            Some(libc::EPERM) | Some(libc::EACCES) => format!(
+                "cnm needs root to change the kernel (CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}; \
+                 run it with sudo, or try it without root with --isolated"
+            ),
+            _ => format!("cannot reach the kernel: {e}"),
+        })
+    })
+}
+
+fn open_journal(settings: &Settings) -> Result<Journal, Failure> {
+    Ok(Journal::open(
+        &settings.state_dir,
+        settings.lock_timeout,
+        &settings.command_line,
+    )?)
+}
+
+/// Rolls back a transaction that a crash left open, and says so.
+fn recover(journal: &mut Journal, backend: &mut dyn Backend) -> Result<(), Failure> {
+    let Some(open) = journal.open_transaction()? else {
+        return Ok(());
+    };
+    let undone = exec::undo(open.undo_lists(), backend);
+    journal.recovered(open.tx, undone.steps, undone.error_lines())?;
+    eprintln!(
+        "cnm: transaction {} (`{}`) was cut short after {} of {} steps; rolled it back ({} undone{})",
+        open.tx,
+        open.command,
+        open.done,
+        open.steps.len(),
+        plural(undone.steps, "step"),
+        if undone.errors.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} undo operations were refused: {}",
+                undone.errors.len(),
+                undone.error_lines().join("; ")
+            )
+        }
+    );
+    Ok(())
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The committed state, for commands that only read it. A transaction left open by a
+/// crash is rolled back first when this process may (it gets the lock and the kernel);
+/// otherwise the state read is the one before that transaction, which is what it left.
+pub fn committed_state(settings: &Settings) -> Result<Model, Failure> {
+    let open = crate::journal::read_records(&settings.state_dir)
+        .ok()
+        .and_then(|records| crate::journal::open_transaction(&records));
+    if let Some(open) = open {
+        let journal = Journal::open(
+            &settings.state_dir,
+            std::time::Duration::ZERO,
+            &settings.command_line,
+        );
+        match (
+            journal,
+            NetlinkBackend::new(settings.netns_dir.clone(), settings.etc_dir.clone()),
+        ) {
+            (Ok(mut journal), Ok(mut backend)) => recover(&mut journal, &mut backend)?,
+            (Err(JournalError::Locked { .. }), _) => {}
+            _ => eprintln!(
+                "cnm: warning: transaction {} was cut short and is not rolled back yet; \
+                 run any cnm command as root (or with the same --isolated session) to roll it back",
+                open.tx
+            ),
+        }
+    }
+    Ok(crate::state::load(&settings.state_dir)?)
+}
+
+pub fn apply(settings: &Settings, files: &[PathBuf], dry_run: bool) -> Result<ExitCode, Failure> {
+    let (mut sources, ids) = load(files)?;
+    let sources_names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    if dry_run {
+        let committed = committed_state(settings)?;
+        let plan = match crate::plan_scripts(&mut sources, &ids, &committed) {
+            Ok((_, plan)) => plan,
+            Err(diagnostics) => return Err(Failure::Script(sources, diagnostics)),
+        };
+        let mut kernel = simulated_kernel(&committed)?;
+        return match run(&plan, &mut kernel, &mut |_| Ok(())) {
+            Ok(()) => {
+                print_done(&plan, "Dry run: simulated");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err((stop, undone)) => Err(Failure::Report(failure_report(&sources, &plan, &stop, &undone))),
+        };
+    }
+    let mut journal = open_journal(settings)?;
+    let mut backend = kernel(settings)?;
+    recover(&mut journal, &mut backend)?;
+    let committed = journal.state()?;
+    let (checked, plan) = match crate::plan_scripts(&mut sources, &ids, &committed) {
+        Ok(planned) => planned,
+        Err(diagnostics) => return Err(Failure::Script(sources, diagnostics)),
+    };
+    if let Some(report) = dead_sandboxes(&committed, &plan, &mut backend, &sources, settings) {
+        return Err(Failure::Report(report));
+    }
+    transact(
+        &mut journal,
+        &mut backend,
+        &plan,
+        &checked.model,
+        &sources_names,
+        &sources,
+        settings,
+    )
+}
+
+/// Applies `plan` as one journaled transaction that ends in `desired`.
+fn transact(
+    journal: &mut Journal,
+    backend: &mut dyn Backend,
+    plan: &Plan,
+    desired: &Model,
+    source_names: &[String],
+    sources: &Sources,
+    settings: &Settings,
+) -> Result<ExitCode, Failure> {
+    if plan.is_empty() {
+        println!("No changes. The kernel and the state already match the script.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tx = journal.begin(&settings.command_line, source_names, plan)?;
+    catch_stop_signals();
+    let outcome = run(plan, backend, &mut |index| {
+        journal.step_done(tx, index).map_err(|e| e.to_string())
+    });
+    match outcome {
+        Ok(()) => {
+            journal.commit(tx, desired)?;
+            print_done(plan, "Applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err((stop, undone)) => {
+            let why = match &stop {
+                Stop::Failed { index, error } => format!(
+                    "step {} failed: {}",
+                    index + 1,
+                    exec::describe(&plan.steps[*index].op, error)
+                ),
+                Stop::Interrupted { index } => format!("interrupted before step {}", index + 1),
+                Stop::Journal { error, .. } => error.clone(),
+            };
+            journal.rolled_back(tx, &why, undone.steps, undone.error_lines())?;
+            Err(Failure::Report(failure_report(sources, plan, &stop, &undone)))
+        }
+    }
+}
+
+fn print_done(plan: &Plan, verb: &str) {
+    let mut out = anstream::stdout();
+    let _ = writeln!(
+        out,
+        "{verb} {}: {} added, {} changed, {} removed.",
+        plural(plan.steps.len(), "operation"),
+        plan.count(plan::ChangeAction::Add),
+        plan.count(plan::ChangeAction::Change),
+        plan.count(plan::ChangeAction::Remove),
+    );
+}
+
+fn run(
+    plan: &Plan,
+    backend: &mut dyn Backend,
+    done: &mut dyn FnMut(usize) -> Result<(), String>,
+) -> Result<(), (Stop, Undone)> {
+    let mut progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
+        Box::new(Bar::new(plan.steps.len()))
+    } else {
+        Box::new(Lines)
+    };
+    exec::apply(plan, backend, progress.as_mut(), &STOP, done)
+}
+
+/// What an apply that failed did, drawn by miette: the statement, the operation, the
+/// kernel's refusal in words, and what was undone.
+fn failure_report(sources: &Sources, plan: &Plan, stop: &Stop, undone: &Undone) -> String {
+    let (index, headline) = match stop {
+        Stop::Failed { index, error } => (
+            *index,
+            format!(
+                "apply failed at step {} of {}: {}",
+                index + 1,
+                plan.steps.len(),
+                exec::describe(&plan.steps[*index].op, error)
+            ),
+        ),
+        Stop::Interrupted { index } => (
+            *index,
+            format!(
+                "apply interrupted before step {} of {}",
+                index + 1,
+                plan.steps.len()
+            ),
+        ),
+        Stop::Journal { index, error } => (*index, format!("apply stopped at step {}: {error}", index + 1)),
+    };
+    let mut help = format!(
+        "rolled back: {} undone, last first; the kernel and state.json are as they were",
+        plural(undone.steps, "step")
+    );
+    if !undone.errors.is_empty() {
+        help = format!(
+            "rolled back {}, but {} undo operations were refused: {}",
+            plural(undone.steps, "step"),
+            undone.errors.len(),
+            undone.error_lines().join("; ")
+        );
+    }
+    let step = &plan.steps[index.min(plan.steps.len() - 1)];
+    let mut diagnostic = MietteDiagnostic::new(headline)
+        .with_code("cnm::apply")
+        .with_help(help);
+    let mut text = String::new();
+    match step.cause {
+        Some(span) => {
+            diagnostic = diagnostic.with_label(LabeledSpan::new_primary_with_span(
+                Some(format!("operation: {}", step.op)),
+                span.source_span(),
+            ));
+            let report = miette::Report::new(diagnostic).with_source_code(named(sources, span.file));
+            text.push_str(&render_report(report.as_ref(), colour(), terminal_width()));
+        }
+        None => {
+            diagnostic.message.push_str(&format!(" (operation: {})", step.op));
+            text.push_str(&render_report(&diagnostic, colour(), terminal_width()));
+        }
+    }
+    text
+}
+
+fn named(sources: &Sources, file: crate::syntax::FileId) -> NamedSource<std::sync::Arc<str>> {
+    sources.named_source(file)
+}
+
+/// A sandbox whose namespace vanished outside cnm refuses any statement that would put
+/// something inside it.
+fn dead_sandboxes(
+    committed: &Model,
+    plan: &Plan,
+    backend: &mut dyn Backend,
+    sources: &Sources,
+    settings: &Settings,
+) -> Option<String> {
+    let created: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::AddNetns { netns } => Some(netns.as_str()),
+            _ => None,
+        })
+        .collect();
+    for step in &plan.steps {
+        let inside = match &step.op {
+            Op::AddVeth { netns, .. }
+            | Op::AddMacvlan { netns, .. }
+            | Op::AddRoute { netns, .. }
+            | Op::WriteFile { netns, .. } => Some(netns.as_str()),
+            Op::AddAddress { netns, .. } | Op::LinkUp { netns, .. } => netns.as_deref(),
+            _ => None,
+        };
+        let Some(netns) = inside else { continue };
+        let was_running = committed
+            .sandboxes
+            .get(netns)
+            .is_some_and(|s| s.is_running() && s.netns().is_some());
+        if was_running && !created.contains(&netns) && !backend.netns_exists(netns) {
+            let message = format!(
+                "sandbox {netns} is dead: its namespace {} vanished outside cnm",
+                settings.netns_dir.join(netns).display()
+            );
+            let mut diagnostic = MietteDiagnostic::new(message)
+                .with_code("cnm::dead-sandbox")
+                .with_help(format!(
+                    "`stop {netns}` then `start {netns}` recreates it; `remove sandbox {netns}` forgets it"
+                ));
+            return Some(match step.cause {
+                Some(span) => {
+                    diagnostic = diagnostic.with_label(LabeledSpan::new_primary_with_span(
+                        Some("needs the sandbox's namespace".to_string()),
+                        span.source_span(),
+                    ));
+                    let report = miette::Report::new(diagnostic).with_source_code(named(sources, span.file));
+                    render_report(report.as_ref(), colour(), terminal_width())
+                }
+                None => render_report(&diagnostic, colour(), terminal_width()),
+            });
+        }
+    }
+    None
+}
+
+/// An in-memory kernel holding what the committed state stands for.
+fn simulated_kernel(committed: &Model) -> Result<MemoryBackend, Failure> {
+    let mut kernel = MemoryBackend::new();
+    let build = plan::between(&Model::empty(), committed, &Causes::new());
+    let never = AtomicBool::new(false);
+    exec::apply(&build, &mut kernel, &mut Silent, &never, &mut |_| Ok(())).map_err(|_| {
+        Failure::Message("the committed state does not describe a kernel cnm could build".into())
+    })?;
+    Ok(kernel)
+}
+
+pub fn destroy(settings: &Settings) -> Result<ExitCode, Failure> {
+    let mut journal = open_journal(settings)?;
+    let mut backend = kernel(settings)?;
+    recover(&mut journal, &mut backend)?;
+    let committed = journal.state()?;
+    let plan = plan::between(&committed, &Model::empty(), &Causes::new());
+    let sources = Sources::default();
+    transact(
+        &mut journal,
+        &mut backend,
+        &plan,
+        &Model::empty(),
+        &[],
+        &sources,
+        settings,
+    )
+}
+
+/// A progress bar, on a terminal.
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new(total: usize) -> Bar {
+        let bar = ProgressBar::new(total as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("a valid template"),
+        );
+        Bar(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn step(&mut self, index: usize, _: usize, op: &Op) {
+        self.0.set_position(index as u64);
+        self.0.set_message(op.to_string());
+    }
+
+    fn finish(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// One line per step, for logs.
+struct Lines;
+
+impl Progress for Lines {
+    fn step(&mut self, index: usize, total: usize, op: &Op) {
+        let width = total.to_string().len();
+        eprintln!("[{:>width$}/{total}] {op}", index + 1);
+    }
+
+    fn finish(&mut self) {}
+}
+
+struct Silent;
+
+impl Progress for Silent {
+    fn step(&mut self, _: usize, _: usize, _: &Op) {}
+    fn finish(&mut self) {}
+}

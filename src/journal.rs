@@ -1,0 +1,555 @@
+//! The journal, in the state directory: `state.json` (the committed model), and
+//! `journal.jsonl`, an append-only record of every transaction — `begin` with its plan,
+//! `step` for each operation done, then `commit`, `rolled-back` or `recovered`. An
+//! exclusive lock (`lock`) keeps two cnm processes from interleaving.
+//!
+//! Crash safety: `begin` reaches the disk before the first kernel operation. A commit
+//! writes the new state beside the old (`state.json.next`), appends `commit`, then
+//! renames: the `commit` line decides whether a crash left the new state or the old one.
+//! `step` lines are not synced one by one — a killed process loses nothing the kernel
+//! page cache holds, and undoing is idempotent, so a step whose line was lost is undone
+//! all the same.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Model;
+use crate::plan::{Op, Plan};
+use crate::state::{self, StateError, STATE_FILE};
+
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+const LOCK_FILE: &str = "lock";
+const NEXT_STATE_FILE: &str = "state.json.next";
+
+/// One line of `journal.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Record {
+    Begin {
+        tx: u64,
+        time: String,
+        command: String,
+        sources: Vec<String>,
+        steps: Vec<JournalStep>,
+    },
+    Step {
+        tx: u64,
+        index: usize,
+    },
+    Commit {
+        tx: u64,
+        time: String,
+    },
+    RolledBack {
+        tx: u64,
+        time: String,
+        reason: String,
+        undone: usize,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        errors: Vec<String>,
+    },
+    Recovered {
+        tx: u64,
+        time: String,
+        undone: usize,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        errors: Vec<String>,
+    },
+}
+
+impl Record {
+    pub fn tx(&self) -> u64 {
+        match self {
+            Record::Begin { tx, .. }
+            | Record::Step { tx, .. }
+            | Record::Commit { tx, .. }
+            | Record::RolledBack { tx, .. }
+            | Record::Recovered { tx, .. } => *tx,
+        }
+    }
+}
+
+/// A planned operation as the journal keeps it: enough to undo it after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalStep {
+    pub op: Op,
+    pub undo: Vec<Op>,
+}
+
+/// A transaction that began and never ended: a crash, a kill -9, a power cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenTransaction {
+    pub tx: u64,
+    pub command: String,
+    pub steps: Vec<JournalStep>,
+    /// Steps whose `step` line reached the journal.
+    pub done: usize,
+}
+
+impl OpenTransaction {
+    /// The undo lists to run, last step first: every step done, and the one that may have
+    /// been under way when the process died (its undo is harmless if it never ran).
+    pub fn undo_lists(&self) -> impl Iterator<Item = &[Op]> {
+        let reached = (self.done + 1).min(self.steps.len());
+        self.steps[..reached].iter().rev().map(|s| s.undo.as_slice())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot use the state directory {dir}: {reason}")]
+    Directory { dir: PathBuf, reason: String },
+    #[error("another cnm holds the lock on {dir} ({holder}); gave up after waiting {waited}s (see --lock-timeout)")]
+    Locked {
+        dir: PathBuf,
+        holder: String,
+        waited: u64,
+    },
+    #[error("{path} is corrupt at line {line}: {reason}; cnm leaves it as it is — move it aside to start a new history")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("cannot write {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// The state directory, locked for as long as this value lives.
+pub struct Journal {
+    dir: PathBuf,
+    _lock: Flock<File>,
+    log: File,
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn reason(error: &std::io::Error) -> String {
+    match error.raw_os_error() {
+        Some(libc::EROFS) => "it is on a read-only filesystem".into(),
+        Some(libc::EACCES) | Some(libc::EPERM) => {
+            "permission denied (run cnm as root, pick another --state-dir, or use --isolated)".into()
+        }
+        Some(libc::ENOTDIR) => "a part of its path is not a directory".into(),
+        _ => crate::check::io_reason(error),
+    }
+}
+
+impl Journal {
+    /// Opens (creating it if needed) and locks the state directory, waiting up to
+    /// `timeout` for another cnm to let go. `who` is recorded for those who wait.
+    pub fn open(dir: &Path, timeout: Duration, who: &str) -> Result<Journal, JournalError> {
+        let directory_error = |e: std::io::Error| JournalError::Directory {
+            dir: dir.to_path_buf(),
+            reason: reason(&e),
+        };
+        std::fs::create_dir_all(dir).map_err(directory_error)?;
+        if !dir.is_dir() {
+            return Err(JournalError::Directory {
+                dir: dir.to_path_buf(),
+                reason: "it is not a directory".into(),
+            });
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join(LOCK_FILE))
+            .map_err(directory_error)?;
+        let started = Instant::now();
+        let lock = loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => break lock,
+                Err((returned, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => {
+                    file = returned;
+                    if started.elapsed() >= timeout {
+                        let mut holder = String::new();
+                        let _ = file.rewind().and_then(|()| file.read_to_string(&mut holder));
+                        return Err(JournalError::Locked {
+                            dir: dir.to_path_buf(),
+                            holder: holder.trim().to_string(),
+                            waited: started.elapsed().as_secs(),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err((_, errno)) => return Err(directory_error(std::io::Error::from(errno))),
+            }
+        };
+        // Tell whoever waits who holds the lock.
+        let holder = format!("pid {}: {who}, since {}", std::process::id(), now());
+        let _ = lock
+            .set_len(0)
+            .and_then(|()| (&*lock).write_all(holder.as_bytes()));
+        let log = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(dir.join(JOURNAL_FILE))
+            .map_err(directory_error)?;
+        let journal = Journal {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            log,
+        };
+        journal.finish_interrupted_commit()?;
+        Ok(journal)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A commit whose `commit` line reached the journal but whose rename did not happen
+    /// is finished; a new state whose `commit` never came is dropped.
+    fn finish_interrupted_commit(&self) -> Result<(), JournalError> {
+        let next = self.dir.join(NEXT_STATE_FILE);
+        if !next.exists() {
+            return Ok(());
+        }
+        let committed = matches!(read_records(&self.dir)?.last(), Some(Record::Commit { .. }));
+        let result = if committed {
+            std::fs::rename(&next, self.dir.join(STATE_FILE)).and_then(|()| sync_dir(&self.dir))
+        } else {
+            std::fs::remove_file(&next)
+        };
+        result.map_err(|e| JournalError::Write {
+            path: next,
+            reason: reason(&e),
+        })
+    }
+
+    pub fn state(&self) -> Result<Model, JournalError> {
+        Ok(state::load(&self.dir)?)
+    }
+
+    pub fn records(&self) -> Result<Vec<Record>, JournalError> {
+        read_records(&self.dir)
+    }
+
+    /// The transaction that began and never ended, if there is one.
+    pub fn open_transaction(&self) -> Result<Option<OpenTransaction>, JournalError> {
+        Ok(open_transaction(&self.records()?))
+    }
+
+    fn append(&mut self, record: &Record, sync: bool) -> Result<(), JournalError> {
+        let mut line = serde_json::to_string(record).expect("a record serialises");
+        line.push('\n');
+        let path = self.dir.join(JOURNAL_FILE);
+        self.log
+            .write_all(line.as_bytes())
+            .and_then(|()| if sync { self.log.sync_data() } else { Ok(()) })
+            .map_err(|e| JournalError::Write {
+                path,
+                reason: reason(&e),
+            })
+    }
+
+    /// Records a transaction's plan, on disk, before anything is done.
+    pub fn begin(&mut self, command: &str, sources: &[String], plan: &Plan) -> Result<u64, JournalError> {
+        let tx = self.records()?.last().map_or(1, |r| r.tx() + 1);
+        let steps = plan
+            .steps
+            .iter()
+            .map(|s| JournalStep {
+                op: s.op.clone(),
+                undo: s.undo.clone(),
+            })
+            .collect();
+        let record = Record::Begin {
+            tx,
+            time: now(),
+            command: command.to_string(),
+            sources: sources.to_vec(),
+            steps,
+        };
+        self.append(&record, true)?;
+        Ok(tx)
+    }
+
+    pub fn step_done(&mut self, tx: u64, index: usize) -> Result<(), JournalError> {
+        self.append(&Record::Step { tx, index }, false)
+    }
+
+    /// Makes `model` the committed state.
+    pub fn commit(&mut self, tx: u64, model: &Model) -> Result<(), JournalError> {
+        let next = self.dir.join(NEXT_STATE_FILE);
+        write_synced(&next, state::to_json(model).as_bytes()).map_err(|e| JournalError::Write {
+            path: next.clone(),
+            reason: reason(&e),
+        })?;
+        self.append(&Record::Commit { tx, time: now() }, true)?;
+        std::fs::rename(&next, self.dir.join(STATE_FILE))
+            .and_then(|()| sync_dir(&self.dir))
+            .map_err(|e| JournalError::Write {
+                path: self.dir.join(STATE_FILE),
+                reason: reason(&e),
+            })
+    }
+
+    pub fn rolled_back(
+        &mut self,
+        tx: u64,
+        why: &str,
+        undone: usize,
+        errors: Vec<String>,
+    ) -> Result<(), JournalError> {
+        let record = Record::RolledBack {
+            tx,
+            time: now(),
+            reason: why.to_string(),
+            undone,
+            errors,
+        };
+        self.append(&record, true)
+    }
+
+    pub fn recovered(&mut self, tx: u64, undone: usize, errors: Vec<String>) -> Result<(), JournalError> {
+        self.append(
+            &Record::Recovered {
+                tx,
+                time: now(),
+                undone,
+                errors,
+            },
+            true,
+        )
+    }
+}
+
+/// Every record of the journal in `dir`; none if there is no journal yet.
+pub fn read_records(dir: &Path) -> Result<Vec<Record>, JournalError> {
+    let path = dir.join(JOURNAL_FILE);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(JournalError::Directory {
+                dir: dir.to_path_buf(),
+                reason: reason(&e),
+            })
+        }
+    };
+    let mut records = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let corrupt = |reason: String| JournalError::Corrupt {
+            path: path.clone(),
+            line: i + 1,
+            reason,
+        };
+        let line = line.map_err(|e| corrupt(crate::check::io_reason(&e)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        records.push(serde_json::from_str(&line).map_err(|e| corrupt(e.to_string()))?);
+    }
+    Ok(records)
+}
+
+/// The last transaction, if it began and never ended.
+pub fn open_transaction(records: &[Record]) -> Option<OpenTransaction> {
+    let begin = records.iter().rposition(|r| matches!(r, Record::Begin { .. }))?;
+    let Record::Begin {
+        tx, command, steps, ..
+    } = &records[begin]
+    else {
+        unreachable!()
+    };
+    let mut done = 0;
+    for record in &records[begin + 1..] {
+        match record {
+            Record::Step { tx: t, index } if t == tx => done = done.max(index + 1),
+            Record::Commit { tx: t, .. }
+            | Record::RolledBack { tx: t, .. }
+            | Record::Recovered { tx: t, .. }
+                if t == tx =>
+            {
+                return None
+            }
+            _ => {}
+        }
+    }
+    Some(OpenTransaction {
+        tx: *tx,
+        command: command.clone(),
+        steps: steps.clone(),
+        done,
+    })
+}
+
+/// Writes a file and syncs it to disk, mode 0600.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cnm-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn plan_of(ops: Vec<Op>) -> Plan {
+        Plan {
+            changes: Vec::new(),
+            steps: ops
+                .into_iter()
+                .map(|op| crate::plan::Step {
+                    undo: vec![op.inverse()],
+                    op,
+                    cause: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_unfinished_transaction_is_found_with_its_steps() {
+        let dir = temp_dir("open");
+        let mut journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
+        assert_eq!(journal.open_transaction().unwrap(), None);
+        let plan = plan_of(vec![
+            Op::AddNetns { netns: "A".into() },
+            Op::AddNetns { netns: "B".into() },
+            Op::AddNetns { netns: "C".into() },
+        ]);
+        let tx = journal.begin("cnm apply", &["a.cnm".into()], &plan).unwrap();
+        journal.step_done(tx, 0).unwrap();
+        let open = journal.open_transaction().unwrap().unwrap();
+        assert_eq!((open.tx, open.done), (1, 1));
+        // The step under way (B) is undone too, last first.
+        let undo: Vec<_> = open.undo_lists().map(|ops| ops[0].clone()).collect();
+        assert_eq!(
+            undo,
+            vec![
+                Op::DelNetns {
+                    netns: "B".into(),
+                    links: Vec::new()
+                },
+                Op::DelNetns {
+                    netns: "A".into(),
+                    links: Vec::new()
+                }
+            ]
+        );
+        journal.recovered(tx, 2, Vec::new()).unwrap();
+        assert_eq!(journal.open_transaction().unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn commit_writes_the_state_with_mode_0600() {
+        let dir = temp_dir("commit");
+        let mut journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
+        let tx = journal.begin("cnm apply", &[], &plan_of(Vec::new())).unwrap();
+        let model = Model::empty();
+        journal.commit(tx, &model).unwrap();
+        assert_eq!(journal.state().unwrap(), model);
+        let mode = std::fs::metadata(dir.join(STATE_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!dir.join(NEXT_STATE_FILE).exists());
+        assert_eq!(journal.begin("again", &[], &plan_of(Vec::new())).unwrap(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_commit_cut_short_is_finished_on_open() {
+        let dir = temp_dir("cut");
+        let mut journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
+        let tx = journal.begin("cnm apply", &[], &plan_of(Vec::new())).unwrap();
+        let mut model = Model::empty();
+        model.sandboxes.insert(
+            "A".into(),
+            crate::model::Sandbox {
+                name: "A".into(),
+                id: "x".into(),
+                mode: crate::model::Mode::None,
+                hostname: None,
+                dns: Vec::new(),
+                status: crate::model::Status::Running,
+                published: Vec::new(),
+            },
+        );
+        // The new state and the commit line reached the disk; the rename did not.
+        write_synced(&dir.join(NEXT_STATE_FILE), state::to_json(&model).as_bytes()).unwrap();
+        journal.append(&Record::Commit { tx, time: now() }, true).unwrap();
+        drop(journal);
+        let journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
+        assert_eq!(journal.state().unwrap(), model);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_cnm_waits_then_names_the_holder() {
+        let dir = temp_dir("lock");
+        let _first = Journal::open(&dir, Duration::ZERO, "cnm apply seed.cnm").unwrap();
+        let err = Journal::open(&dir, Duration::from_millis(120), "cnm show")
+            .err()
+            .unwrap();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("pid {}: cnm apply seed.cnm", std::process::id())),
+            "{text}"
+        );
+        assert!(text.contains("gave up after waiting"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_journal_names_its_line_and_is_left_alone() {
+        let dir = temp_dir("corrupt");
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = "{\"type\":\"commit\",\"tx\":1,\"time\":\"t\"}\nnot json\n";
+        std::fs::write(dir.join(JOURNAL_FILE), text).unwrap();
+        let journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
+        let err = journal.records().unwrap_err().to_string();
+        assert!(err.contains("journal.jsonl is corrupt at line 2"), "{err}");
+        assert_eq!(std::fs::read_to_string(dir.join(JOURNAL_FILE)).unwrap(), text);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_dir_that_is_a_file_is_a_clear_error() {
+        let dir = temp_dir("file");
+        std::fs::write(&dir, "").unwrap();
+        let err = Journal::open(&dir, Duration::ZERO, "test")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("cannot use the state directory {}", dir.display())),
+            "{err}"
+        );
+        std::fs::remove_file(&dir).unwrap();
+    }
+}

@@ -1,0 +1,531 @@
+//! cnm against the real kernel. Each test re-runs itself inside a fresh user, network
+//! and mount namespace (`unshare --user --map-root-user --net --mount`) with a tmpfs on
+//! /run, so the tests run in parallel, need no root, and leave nothing behind. What cnm
+//! made is read back with iproute2 (`ip -j`), never through cnm, and real packets are
+//! sent between the namespaces.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const CNM: &str = env!("CARGO_BIN_EXE_cnm");
+const INNER: &str = "CNM_KERNEL_TEST_INNER";
+
+/// Runs `body` inside fresh namespaces: this test binary runs itself again, there.
+fn in_namespaces(test: &str, body: impl FnOnce(&Env)) {
+    if std::env::var(INNER).as_deref() == Ok(test) {
+        let env = Env::new();
+        body(&env);
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let output = Command::new("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+        ])
+        .args(["sh", "-c", "mount -t tmpfs tmpfs /run && exec \"$0\" \"$@\""])
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(INNER, test)
+        .output()
+        .expect("unshare runs (util-linux)");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "{test} failed inside its namespaces:\n{text}"
+    );
+    assert!(
+        text.contains("1 passed"),
+        "{test} did not run inside its namespaces:\n{text}"
+    );
+}
+
+/// The private directories of one test, inside its namespaces.
+struct Env {
+    state: PathBuf,
+    netns: PathBuf,
+    etc: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let host = std::fs::read_link("/proc/1/ns/net").ok();
+        assert_ne!(
+            std::fs::read_link("/proc/self/ns/net").ok(),
+            host,
+            "refusing to run in the host's netns"
+        );
+        let env = Env {
+            state: PathBuf::from("/run/cnm-test/state"),
+            netns: PathBuf::from("/run/netns"),
+            etc: PathBuf::from("/run/cnm-test/etc"),
+        };
+        std::fs::create_dir_all(&env.etc).unwrap();
+        run("ip", &["link", "set", "lo", "up"]);
+        env
+    }
+
+    fn cnm(&self, args: &[&str]) -> Output {
+        Command::new(CNM)
+            .args(["--state-dir", self.state.to_str().unwrap()])
+            .args(["--netns-dir", self.netns.to_str().unwrap()])
+            .args(["--etc-dir", self.etc.to_str().unwrap()])
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    }
+
+    fn cnm_ok(&self, args: &[&str]) -> String {
+        let out = self.cnm(args);
+        assert!(
+            out.status.success(),
+            "cnm {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn state_json(&self) -> Option<String> {
+        std::fs::read_to_string(self.state.join("state.json")).ok()
+    }
+
+    /// Everything cnm could have touched, as iproute2 shows it: the namespace list, and
+    /// links, addresses and routes on the host and in every namespace.
+    fn kernel(&self) -> String {
+        let mut text = format!("netns: {:?}\n", namespaces());
+        for ns in std::iter::once(None).chain(namespaces().into_iter().map(Some)) {
+            for what in [&["link"][..], &["addr"], &["route"]] {
+                let mut args = Vec::new();
+                if let Some(ns) = &ns {
+                    args.extend(["-n", ns.as_str()]);
+                }
+                args.push("-j");
+                args.extend(what);
+                let mut value: Value = serde_json::from_str(&run("ip", &args)).unwrap();
+                strip_volatile(&mut value);
+                text.push_str(&format!("{ns:?} {what:?}: {value}\n"));
+            }
+        }
+        text
+    }
+}
+
+/// Drops what changes by itself (counters, timers) from `ip -j` output.
+fn strip_volatile(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(strip_volatile),
+        Value::Object(map) => {
+            for key in ["valid_life_time", "preferred_life_time", "stats64", "stats"] {
+                map.remove(key);
+            }
+            map.values_mut().for_each(strip_volatile);
+        }
+        _ => {}
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn ip_json(args: &[&str]) -> Value {
+    let mut all = vec!["-j"];
+    all.extend(args);
+    serde_json::from_str(&run("ip", &all)).unwrap()
+}
+
+fn namespaces() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn link<'a>(links: &'a Value, name: &str) -> &'a Value {
+    links
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["ifname"] == name)
+        .unwrap_or_else(|| panic!("no link {name} in {links}"))
+}
+
+fn addresses(addr: &Value, dev: &str) -> Vec<String> {
+    let entry = link(addr, dev);
+    entry["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["family"] == "inet")
+        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+        .collect()
+}
+
+fn pings(from: &str, to: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", from, "ping", "-c1", "-W1", to])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// The host end of an endpoint, as the state records it.
+fn host_end(env: &Env, endpoint: &str) -> String {
+    let state: Value = serde_json::from_str(&env.state_json().unwrap()).unwrap();
+    state["endpoints"][endpoint]["host_ifname"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn seed_is_built_as_the_script_says_and_packets_flow() {
+    in_namespaces("seed_is_built_as_the_script_says_and_packets_flow", |env| {
+        env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+        assert_eq!(namespaces(), ["A", "B", "C", "web1", "web2", "web3"]);
+
+        let links = ip_json(&["-d", "link"]);
+        let addr = ip_json(&["addr"]);
+        assert_eq!(link(&links, "cnm-backend")["linkinfo"]["info_kind"], "bridge");
+        assert_eq!(link(&links, "cnm-frontend")["mtu"], 1400);
+        assert_eq!(addresses(&addr, "cnm-backend"), ["10.1.0.1/24"]);
+        assert_eq!(addresses(&addr, "cnm-frontend"), ["10.2.0.254/24"]);
+        assert_eq!(addresses(&addr, "cnm0"), ["172.30.0.1/16"]);
+        for (endpoint, bridge) in [
+            ("A.backend", "cnm-backend"),
+            ("B.frontend", "cnm-frontend"),
+            ("web2.bridge", "cnm0"),
+        ] {
+            let host = link(&links, &host_end(env, endpoint)).clone();
+            assert_eq!(host["master"], bridge, "{endpoint}");
+            assert_eq!(host["operstate"], "UP", "{endpoint}");
+        }
+
+        let a_links = ip_json(&["-n", "A", "link"]);
+        let eth0 = link(&a_links, "eth0");
+        assert_eq!(eth0["address"], "02:42:0a:01:00:02");
+        assert_eq!(eth0["operstate"], "UP");
+        assert_eq!(addresses(&ip_json(&["-n", "A", "addr"]), "eth0"), ["10.1.0.2/24"]);
+        assert_eq!(addresses(&ip_json(&["-n", "B", "addr"]), "eth1"), ["10.2.0.1/24"]);
+        assert_eq!(
+            addresses(&ip_json(&["-n", "C", "addr"]), "eth0"),
+            ["10.2.0.50/24"]
+        );
+        let route = ip_json(&["-n", "C", "route", "show", "default"]);
+        assert_eq!(route[0]["gateway"], "10.2.0.254");
+        assert_eq!(route[0]["dev"], "eth0");
+        // B's second endpoint does not take the default route.
+        let route = ip_json(&["-n", "B", "route", "show", "default"]);
+        assert_eq!(
+            (route[0]["gateway"].as_str(), route.as_array().unwrap().len()),
+            (Some("10.1.0.1"), 1)
+        );
+
+        let hosts = std::fs::read_to_string(env.etc.join("A/hosts")).unwrap();
+        assert!(
+            hosts.contains("10.1.0.2\tA\n") && hosts.contains("10.1.0.2\tdb\n"),
+            "{hosts}"
+        );
+
+        assert!(pings("A", "10.1.0.3"), "A reaches B");
+        assert!(pings("B", "10.1.0.2"), "B reaches A");
+        assert!(pings("B", "10.2.0.50"), "B reaches C");
+        assert!(pings("C", "10.2.0.1"), "C reaches B");
+        assert!(!pings("A", "10.2.0.50"), "A does not reach C");
+        assert!(!pings("C", "10.1.0.2"), "C does not reach A");
+    });
+}
+
+#[test]
+fn applying_again_changes_nothing() {
+    in_namespaces("applying_again_changes_nothing", |env| {
+        env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+        let kernel = env.kernel();
+        let state = env.state_json();
+        let out = env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+        assert_eq!(
+            out,
+            "No changes. The kernel and the state already match the script.\n"
+        );
+        assert_eq!(env.kernel(), kernel);
+        assert_eq!(env.state_json(), state);
+        let log = env.cnm_ok(&["log"]);
+        assert_eq!(log.lines().count(), 2, "one transaction only:\n{log}");
+    });
+}
+
+#[test]
+fn disconnect_stop_start_remove_and_destroy_leave_exactly_what_remains() {
+    in_namespaces(
+        "disconnect_stop_start_remove_and_destroy_leave_exactly_what_remains",
+        |env| {
+            env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+            let b_frontend = host_end(env, "B.frontend");
+            let script = Path::new("/run/cnm-test/step.cnm");
+
+            std::fs::write(script, "disconnect B from frontend\n").unwrap();
+            env.cnm_ok(&["apply", script.to_str().unwrap()]);
+            let links = ip_json(&["link"]);
+            assert!(links
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|l| l["ifname"] != b_frontend.as_str()));
+            let b = ip_json(&["-n", "B", "link"]);
+            assert!(b.as_array().unwrap().iter().all(|l| l["ifname"] != "eth1"), "{b}");
+            assert!(!pings("B", "10.2.0.50"));
+            assert!(pings("B", "10.1.0.2"));
+
+            let before_stop = ip_json(&["-n", "A", "link"]);
+            std::fs::write(script, "stop A\n").unwrap();
+            env.cnm_ok(&["apply", script.to_str().unwrap()]);
+            assert!(!namespaces().contains(&"A".to_string()));
+            std::fs::write(script, "start A\n").unwrap();
+            env.cnm_ok(&["apply", script.to_str().unwrap()]);
+            let after_start = ip_json(&["-n", "A", "link"]);
+            assert_eq!(
+                link(&after_start, "eth0")["address"],
+                link(&before_stop, "eth0")["address"]
+            );
+            assert_eq!(addresses(&ip_json(&["-n", "A", "addr"]), "eth0"), ["10.1.0.2/24"]);
+            assert!(pings("A", "10.1.0.3"), "A works again after start");
+
+            std::fs::write(script, "remove sandbox C\nremove sandbox web1\nremove sandbox web2\nremove sandbox web3\nremove network frontend\n").unwrap();
+            env.cnm_ok(&["apply", script.to_str().unwrap()]);
+            assert_eq!(namespaces(), ["A", "B"]);
+            let links = ip_json(&["link"]);
+            assert!(links
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|l| l["ifname"] != "cnm-frontend"));
+            assert!(!env.etc.join("C").exists(), "C's /etc/netns files are gone");
+
+            env.cnm_ok(&["destroy"]);
+            assert_eq!(namespaces(), Vec::<String>::new());
+            let names: Vec<String> = ip_json(&["link"])
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["ifname"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(names, ["lo"], "only loopback is left");
+            let out = env.cnm_ok(&["destroy"]);
+            assert!(out.starts_with("No changes"), "destroy again is a no-op: {out}");
+        },
+    );
+}
+
+#[test]
+fn a_failure_rolls_everything_back() {
+    in_namespaces("a_failure_rolls_everything_back", |env| {
+        // Take, by hand, the name a late step of the seed needs: C's veth host end.
+        let mut sources = cnm::syntax::Sources::default();
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/seed.cnm")).unwrap();
+        let id = sources.add("seed.cnm", text);
+        let (checked, _) = cnm::plan_scripts(&mut sources, &[id], &cnm::model::Model::empty()).unwrap();
+        let taken = checked.model.endpoints["C.frontend"].host_ifname.clone();
+        run(
+            "ip",
+            &["link", "add", &taken, "type", "veth", "peer", "name", "squatter"],
+        );
+
+        let kernel = env.kernel();
+        let out = env.cnm(&["apply", "scripts/seed.cnm"]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("an interface named {taken} already exists")),
+            "{err}"
+        );
+        assert!(
+            err.contains("connect C to frontend ip 10.2.0.50 alias web"),
+            "names the statement: {err}"
+        );
+        assert!(err.contains("rolled back:"), "{err}");
+        assert_eq!(env.kernel(), kernel, "the kernel is as it was");
+        assert_eq!(env.state_json(), None, "nothing was committed");
+        let log = env.cnm_ok(&["log"]);
+        assert!(log.contains("rolled back: step"), "{log}");
+    });
+}
+
+#[test]
+fn a_killed_apply_is_rolled_back_by_the_next_command() {
+    in_namespaces("a_killed_apply_is_rolled_back_by_the_next_command", |env| {
+        let mut child = Command::new(CNM)
+            .args(["--state-dir", env.state.to_str().unwrap()])
+            .args(["--netns-dir", env.netns.to_str().unwrap()])
+            .args(["--etc-dir", env.etc.to_str().unwrap()])
+            .args(["apply", "scripts/fleet.cnm"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until it is well into the transaction, then kill it without warning.
+        let journal = env.state.join("journal.jsonl");
+        let started = Instant::now();
+        loop {
+            let lines = std::fs::read_to_string(&journal)
+                .map(|t| t.lines().count())
+                .unwrap_or(0);
+            if lines > 200 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the apply never got going"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the apply finished before it could be killed"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!namespaces().is_empty(), "the kill left work behind to recover");
+
+        let out = env.cnm(&["show"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("was cut short after"), "recovery is reported: {err}");
+        assert!(err.contains("rolled it back"), "{err}");
+        // The kernel matches state.json: nothing was ever committed, so nothing is left.
+        assert_eq!(env.state_json(), None);
+        assert_eq!(namespaces(), Vec::<String>::new());
+        let names: Vec<String> = ip_json(&["link"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["lo"]);
+        let log = env.cnm_ok(&["log"]);
+        assert!(log.contains("cut short; recovered"), "{log}");
+    });
+}
+
+#[test]
+fn bad_environments_are_one_clear_error() {
+    in_namespaces("bad_environments_are_one_clear_error", |env| {
+        // A namespace directory that is a file.
+        std::fs::write("/run/not-a-dir", "").unwrap();
+        let out = Command::new(CNM)
+            .args([
+                "--state-dir",
+                env.state.to_str().unwrap(),
+                "--netns-dir",
+                "/run/not-a-dir",
+            ])
+            .args([
+                "--etc-dir",
+                env.etc.to_str().unwrap(),
+                "apply",
+                "scripts/seed.cnm",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("/run/not-a-dir"), "{err}");
+        assert_eq!(err.lines().filter(|l| l.starts_with("error")).count(), 1, "{err}");
+        assert_eq!(namespaces(), Vec::<String>::new());
+
+        // A state directory on a read-only filesystem.
+        std::fs::create_dir_all("/run/ro").unwrap();
+        run("mount", &["-t", "tmpfs", "-o", "ro", "tmpfs", "/run/ro"]);
+        let out = Command::new(CNM)
+            .args([
+                "--state-dir",
+                "/run/ro/state",
+                "--netns-dir",
+                env.netns.to_str().unwrap(),
+            ])
+            .args([
+                "--etc-dir",
+                env.etc.to_str().unwrap(),
+                "apply",
+                "scripts/seed.cnm",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(err.contains("read-only"), "{err}");
+        assert_eq!(namespaces(), Vec::<String>::new());
+
+        // No privilege: a user namespace in which we are not root.
+        let out = Command::new("unshare")
+            .args(["--user", CNM, "--state-dir", "/tmp/cnm-unprivileged-test"])
+            .args([
+                "--netns-dir",
+                "/tmp/cnm-unprivileged-test/netns",
+                "apply",
+                "scripts/seed.cnm",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("--isolated"), "says how to fix it: {err}");
+        let _ = std::fs::remove_dir_all("/tmp/cnm-unprivileged-test");
+    });
+}
+
+/// README's main job: any user, no root, nothing outside changes.
+#[test]
+fn isolated_session_applies_and_proves_packets_flow() {
+    let etc_before = std::fs::read_dir("/etc").unwrap().count();
+    let out = Command::new(CNM)
+        .args(["--isolated", "shell", "--", "sh", "-c"])
+        .arg(format!(
+            "{CNM} apply scripts/seed.cnm >/dev/null && {CNM} show && {CNM} exec A -- ping -c1 -W1 10.1.0.3"
+        ))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("A.backend"), "{text}");
+    assert!(text.contains("1 received"), "{text}");
+    assert_eq!(
+        std::fs::read_dir("/etc").unwrap().count(),
+        etc_before,
+        "nothing new under /etc"
+    );
+    assert!(!Path::new("/run/netns/web1").exists());
+}
