@@ -90,6 +90,29 @@ impl miette::Diagnostic for Rendered {
     }
 }
 
+/// How a value of each kind is written, for the help line of an invalid one.
+fn value_example(what: &str) -> &'static str {
+    match what {
+        "subnet" | "ip-range" => {
+            "write a subnet as ADDRESS/PREFIX with no host bits set, such as 10.1.0.0/24"
+        }
+        "IPv6 subnet" => "write an IPv6 subnet as ADDRESS/PREFIX, such as fd00:1::/64",
+        "gateway" | "IPv4 address" => "write an IPv4 address as four numbers, such as 10.1.0.5",
+        "IPv6 address" => "write an IPv6 address such as fd00::5, on a network declared with `ipv6 CIDR`",
+        "host address" | "DNS server" => "write an address such as 10.1.0.5 or fd00::5",
+        "MAC address" => "write a MAC as six hex pairs with an even first byte, such as 02:42:0a:01:00:05",
+        "MTU" => "write the MTU as a whole number of bytes from 68 to 65535, such as 1500",
+        "interface name" => "interface names are 1 to 15 letters, digits, `_`, `.` or `-`",
+        "hostname" | "alias" => "write dot-separated labels of letters, digits and `-`, such as web.internal",
+        "driver" => "the drivers are bridge and macvlan",
+        "mode" => "the modes are bridge, none, host and container:OTHER",
+        "port" => "a port is a number from 1 to 65535",
+        "port mapping" => "write HOSTPORT:PORT with an optional /tcp or /udp, such as 8080:80 or 5353:53/udp",
+        "timeout" => "write a duration as a number and a unit, such as 500ms, 2s or 1m",
+        _ => "see the statement's usage in README.md",
+    }
+}
+
 fn did_you_mean(suggestion: &Option<String>) -> Option<String> {
     suggestion.as_ref().map(|s| format!("did you mean `{s}`?"))
 }
@@ -401,7 +424,7 @@ impl ErrorKind {
             InvalidName { .. } => Some(
                 "names start with a letter or digit, then letters, digits, `_`, `.` or `-`; at most 64 bytes".into(),
             ),
-            InvalidValue { .. } => None,
+            InvalidValue { what, .. } => Some(value_example(what).to_string()),
             GatewayOutsideSubnet { .. } | GatewayReserved { .. } => {
                 Some("pick a host address inside the subnet, or leave the gateway out to use the first one".into())
             }

@@ -100,9 +100,17 @@ pub fn shell(settings: &Settings, command: &[String]) -> Result<ExitCode, Failur
     } else {
         command.to_vec()
     };
+    // `cnm` in the session is this cnm.
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(dir) = std::env::current_exe().ok().as_deref().and_then(Path::parent) {
+        let mut dirs = vec![dir.to_path_buf()];
+        dirs.extend(std::env::split_paths(&path));
+        path = std::env::join_paths(dirs).unwrap_or(path);
+    }
     // A child rather than exec: the namespaces live as long as this process does.
     let status = std::process::Command::new(&command[0])
         .args(&command[1..])
+        .env("PATH", path)
         .status()
         .map_err(|e| {
             Failure::Message(format!(
