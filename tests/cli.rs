@@ -220,3 +220,53 @@ fn help_documents_every_command_and_flag() {
         "{text}"
     );
 }
+
+#[test]
+fn inspect_speaks_docker() {
+    let state = StateDir::new("inspect");
+    let mut sources = cnm::syntax::Sources::default();
+    let id = sources.add(
+        "seed.cnm",
+        std::fs::read_to_string(scripts().join("seed.cnm")).unwrap(),
+    );
+    let (checked, _) = cnm::plan_scripts(&mut sources, &[id], &cnm::model::Model::empty()).unwrap();
+    std::fs::write(state.0.join("state.json"), cnm::state::to_json(&checked.model)).unwrap();
+
+    let out = cnm(&state, &["inspect", "backend"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let network: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let network = &network[0];
+    assert_eq!(network["Driver"], "bridge");
+    assert_eq!(network["IPAM"]["Config"][0]["Subnet"], "10.1.0.0/24");
+    assert_eq!(network["IPAM"]["Config"][0]["Gateway"], "10.1.0.1");
+    assert_eq!(
+        network["Options"]["com.docker.network.bridge.name"],
+        "cnm-backend"
+    );
+    let a = &network["Containers"][&checked.model.sandboxes["A"].id];
+    assert_eq!(a["Name"], "A");
+    assert_eq!(a["IPv4Address"], "10.1.0.2/24");
+    assert_eq!(a["MacAddress"], "02:42:0a:01:00:02");
+
+    let out = cnm(&state, &["inspect", "B"]);
+    let sandbox: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let frontend = &sandbox[0]["NetworkSettings"]["Networks"]["frontend"];
+    assert_eq!(frontend["Gateway"], "10.2.0.254");
+    assert_eq!(frontend["IPAddress"], "10.2.0.1");
+    assert_eq!(
+        frontend["NetworkID"],
+        checked.model.networks["frontend"].id.as_str()
+    );
+    assert_eq!(
+        frontend["EndpointID"],
+        checked.model.endpoints["B.frontend"].id.as_str()
+    );
+    assert_eq!(frontend["Interface"], "eth1");
+
+    let out = cnm(&state, &["inspect", "bakend"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: no network, sandbox or endpoint named `bakend`; did you mean `backend`?\n"
+    );
+}

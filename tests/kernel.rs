@@ -529,3 +529,74 @@ fn isolated_session_applies_and_proves_packets_flow() {
     );
     assert!(!Path::new("/run/netns/web1").exists());
 }
+
+#[test]
+fn a_dead_sandbox_refuses_with_a_clear_error() {
+    in_namespaces("a_dead_sandbox_refuses_with_a_clear_error", |env| {
+        env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+        // Its namespace vanishes outside cnm.
+        run("ip", &["netns", "del", "A"]);
+        let kernel = env.kernel();
+        let state = env.state_json();
+        std::fs::write("/run/cnm-test/dead.cnm", "connect A to frontend\n").unwrap();
+        let out = env.cnm(&["apply", "/run/cnm-test/dead.cnm"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("sandbox A is dead: its namespace /run/netns/A vanished outside cnm"),
+            "{err}"
+        );
+        assert!(
+            err.contains("connect A to frontend"),
+            "points at the statement: {err}"
+        );
+        assert!(err.contains("`stop A` then `start A` recreates it"), "{err}");
+        assert_eq!(env.kernel(), kernel);
+        assert_eq!(env.state_json(), state);
+        // What it says works: stop, then start, and A is back.
+        std::fs::write("/run/cnm-test/dead.cnm", "stop A\n").unwrap();
+        env.cnm_ok(&["apply", "/run/cnm-test/dead.cnm"]);
+        std::fs::write("/run/cnm-test/dead.cnm", "start A\n").unwrap();
+        env.cnm_ok(&["apply", "/run/cnm-test/dead.cnm"]);
+        assert!(pings("A", "10.1.0.3"));
+    });
+}
+
+#[test]
+fn sigterm_during_an_apply_rolls_it_back() {
+    in_namespaces("sigterm_during_an_apply_rolls_it_back", |env| {
+        let child = Command::new(CNM)
+            .args(["--state-dir", env.state.to_str().unwrap()])
+            .args(["--netns-dir", env.netns.to_str().unwrap()])
+            .args(["--etc-dir", env.etc.to_str().unwrap()])
+            .args(["apply", "scripts/fleet.cnm"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let journal = env.state.join("journal.jsonl");
+        let started = Instant::now();
+        while std::fs::read_to_string(&journal)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+            < 200
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the apply never got going"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        run("kill", &["-TERM", &child.id().to_string()]);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("apply interrupted before step"), "{err}");
+        assert!(err.contains("rolled back:"), "{err}");
+        assert_eq!(namespaces(), Vec::<String>::new());
+        assert_eq!(env.state_json(), None);
+        let log = env.cnm_ok(&["log"]);
+        assert!(log.contains("rolled back: interrupted"), "{log}");
+    });
+}

@@ -556,10 +556,10 @@ impl Checker<'_> {
                     .with_related(first, "first connected here"),
             );
         }
-        self.connected.insert(key, span);
         if !self.valid_static_addresses(&network, &addresses) {
             return;
         }
+        self.connected.insert(key, span);
 
         // Connected already (by the committed state): the options must agree.
         let existing = self.joined.get(&sandbox).and_then(|names| {
