@@ -208,10 +208,6 @@ impl Journal {
         Ok(journal)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// A commit whose `commit` line reached the journal but whose rename did not happen
     /// is finished; a new state whose `commit` never came is dropped.
     fn finish_interrupted_commit(&self) -> Result<(), JournalError> {

@@ -88,11 +88,6 @@ impl MemoryBackend {
         self.fail_on_call = Some(self.calls + call);
     }
 
-    /// How many operations were performed.
-    pub fn calls(&self) -> usize {
-        self.calls
-    }
-
     /// The objects only, without the call counters: equal snapshots, equal kernels.
     pub fn snapshot(&self) -> MemoryBackend {
         MemoryBackend {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use miette::{LabeledSpan, MietteDiagnostic, NamedSource};
+use miette::{LabeledSpan, MietteDiagnostic};
 
 use super::{colour, load, render_report, terminal_width, Failure, Settings};
 use crate::backend::memory::MemoryBackend;
@@ -18,7 +18,7 @@ use crate::exec::{self, Progress, Stop, Undone};
 use crate::journal::{Journal, JournalError};
 use crate::model::Model;
 use crate::plan::{self, Op, Plan};
-use crate::syntax::Sources;
+use crate::syntax::{Sources, Span};
 
 /// Set by SIGINT and SIGTERM; the executor stops and rolls back at the next step.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -263,29 +263,29 @@ fn failure_report(sources: &Sources, plan: &Plan, stop: &Stop, undone: &Undone) 
         );
     }
     let step = &plan.steps[index.min(plan.steps.len() - 1)];
-    let mut diagnostic = MietteDiagnostic::new(headline)
+    let diagnostic = MietteDiagnostic::new(headline)
         .with_code("cnm::apply")
         .with_help(help);
-    let mut text = String::new();
-    match step.cause {
-        Some(span) => {
-            diagnostic = diagnostic.with_label(LabeledSpan::new_primary_with_span(
-                Some(format!("operation: {}", step.op)),
-                span.source_span(),
-            ));
-            let report = miette::Report::new(diagnostic).with_source_code(named(sources, span.file));
-            text.push_str(&render_report(report.as_ref(), colour(), terminal_width()));
-        }
-        None => {
-            diagnostic.message.push_str(&format!(" (operation: {})", step.op));
-            text.push_str(&render_report(&diagnostic, colour(), terminal_width()));
-        }
-    }
-    text
+    render_at(diagnostic, sources, step.cause, format!("operation: {}", step.op))
 }
 
-fn named(sources: &Sources, file: crate::syntax::FileId) -> NamedSource<std::sync::Arc<str>> {
-    sources.named_source(file)
+/// A diagnostic drawn under the statement it is about, labelled; without a statement
+/// (`destroy`), the label joins the message.
+fn render_at(mut diagnostic: MietteDiagnostic, sources: &Sources, at: Option<Span>, label: String) -> String {
+    match at {
+        Some(span) => {
+            diagnostic = diagnostic.with_label(LabeledSpan::new_primary_with_span(
+                Some(label),
+                span.source_span(),
+            ));
+            let report = miette::Report::new(diagnostic).with_source_code(sources.named_source(span.file));
+            render_report(report.as_ref(), colour(), terminal_width())
+        }
+        None => {
+            diagnostic.message.push_str(&format!(" ({label})"));
+            render_report(&diagnostic, colour(), terminal_width())
+        }
+    }
 }
 
 /// A sandbox whose namespace vanished outside cnm refuses any statement that would put
@@ -324,22 +324,13 @@ fn dead_sandboxes(
                 "sandbox {netns} is dead: its namespace {} vanished outside cnm",
                 settings.netns_dir.join(netns).display()
             );
-            let mut diagnostic = MietteDiagnostic::new(message)
+            let diagnostic = MietteDiagnostic::new(message)
                 .with_code("cnm::dead-sandbox")
                 .with_help(format!(
                     "`stop {netns}` then `start {netns}` recreates it; `remove sandbox {netns}` forgets it"
                 ));
-            return Some(match step.cause {
-                Some(span) => {
-                    diagnostic = diagnostic.with_label(LabeledSpan::new_primary_with_span(
-                        Some("needs the sandbox's namespace".to_string()),
-                        span.source_span(),
-                    ));
-                    let report = miette::Report::new(diagnostic).with_source_code(named(sources, span.file));
-                    render_report(report.as_ref(), colour(), terminal_width())
-                }
-                None => render_report(&diagnostic, colour(), terminal_width()),
-            });
+            let label = "needs the sandbox's namespace".to_string();
+            return Some(render_at(diagnostic, sources, step.cause, label));
         }
     }
     None
