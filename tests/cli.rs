@@ -270,3 +270,24 @@ fn inspect_speaks_docker() {
         "error: no network, sandbox or endpoint named `bakend`; did you mean `backend`?\n"
     );
 }
+
+#[test]
+fn dry_run_simulates_the_transaction_and_changes_nothing() {
+    let state = StateDir::new("dry-run");
+    let out = cnm(&state, &["apply", "--dry-run", "scripts/seed.cnm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "Dry run: simulated 83 operations: 19 added, 0 changed, 0 removed.\n"
+    );
+    let progress = stderr(&out);
+    assert!(
+        progress.starts_with("[ 1/83] ip link add cnm-backend mtu 1500 type bridge\n"),
+        "{progress}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&state.0).unwrap().count(),
+        0,
+        "nothing written to the state directory"
+    );
+}
