@@ -1347,3 +1347,28 @@ fn every_error_code_has_a_snapshot() {
         .collect();
     assert!(missing.is_empty(), "error codes without a snapshot: {missing:?}");
 }
+
+#[test]
+fn nested_loops_have_a_budget_in_all() {
+    let script =
+        "for a in 1..1000 {\n  for b in 1..1000 {\n    for c in 1..1000 {\n      let x = $c\n    }\n  }\n}\n";
+    let mut sources = cnm::syntax::Sources::default();
+    let id = sources.add("loops.cnm", script);
+    let errors = cnm::check::check(&mut sources, &[id], &cnm::model::Model::empty()).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        errors[0].kind.to_string(),
+        "invalid range `1..1000`: the script's loops would run more than 1000000 times in all"
+    );
+}
+
+#[test]
+fn include_refuses_what_is_not_a_regular_file() {
+    let mut sources = cnm::syntax::Sources::default();
+    let id = sources.add("inc.cnm", "include /dev/zero\n");
+    let errors = cnm::check::check(&mut sources, &[id], &cnm::model::Model::empty()).unwrap_err();
+    assert_eq!(
+        errors[0].kind.to_string(),
+        "cannot include `/dev/zero`: it is not a regular file"
+    );
+}

@@ -23,6 +23,10 @@ use crate::syntax::{self, Ident, Opt, Sources, Span, Statement, StatementKind, W
 
 /// The most times one `for` loop may run.
 const LOOP_LIMIT: u64 = 100_000;
+/// The most turns all the loops of a script may run together (nested loops multiply).
+const TOTAL_LOOP_LIMIT: u64 = 1_000_000;
+/// The largest file `include` reads.
+const INCLUDE_LIMIT: u64 = 16 << 20;
 
 /// What a script asks for: the desired model, the statement behind each object it
 /// touched, and the actions (`exec`, `expect`, `serve`) to run once it is applied.
@@ -81,6 +85,8 @@ struct Checker<'a> {
     actions: Vec<Action>,
     errors: Vec<Diagnostic>,
     include_stack: Vec<PathBuf>,
+    /// Loop turns run so far, against TOTAL_LOOP_LIMIT.
+    loop_turns: u64,
 }
 
 impl<'a> Checker<'a> {
@@ -110,6 +116,7 @@ impl<'a> Checker<'a> {
             actions: Vec::new(),
             errors: Vec::new(),
             include_stack: Vec::new(),
+            loop_turns: 0,
         }
     }
 
@@ -229,6 +236,16 @@ impl<'a> Checker<'a> {
             Err(reason) => return self.error(ErrorKind::BadRange { text, reason }, range.span),
         };
         for i in start..=end {
+            self.loop_turns += 1;
+            if self.loop_turns > TOTAL_LOOP_LIMIT {
+                // Said once; every loop still running stops quietly.
+                if self.loop_turns > TOTAL_LOOP_LIMIT + 1 {
+                    return;
+                }
+                let reason =
+                    format!("the script's loops would run more than {TOTAL_LOOP_LIMIT} times in all");
+                return self.error(ErrorKind::BadRange { text, reason }, range.span);
+            }
             self.scopes
                 .push(HashMap::from([(var.name.clone(), i.to_string())]));
             self.statements(body);
@@ -244,6 +261,24 @@ impl<'a> Checker<'a> {
             path: text.clone(),
             reason,
         };
+        // Only a regular file of sane size: not a FIFO that blocks, nor /dev/zero.
+        match std::fs::metadata(&resolved) {
+            Ok(meta) if !meta.is_file() => {
+                let reason = if meta.is_dir() {
+                    "it is a directory"
+                } else {
+                    "it is not a regular file"
+                };
+                return self.error(unreadable(reason.into()), path.span);
+            }
+            Ok(meta) if meta.len() > INCLUDE_LIMIT => {
+                return self.error(
+                    unreadable(format!("it is larger than {} MiB", INCLUDE_LIMIT >> 20)),
+                    path.span,
+                )
+            }
+            _ => {}
+        }
         let contents = match std::fs::read_to_string(&resolved) {
             Ok(contents) => contents,
             Err(e) => return self.error(unreadable(io_reason(&e)), path.span),

@@ -16,7 +16,12 @@ pub fn object_id(kind: ObjectKind, name: &str) -> String {
         .chain_update([0])
         .chain_update(name)
         .finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(2 * digest.len());
+    for b in digest {
+        hex.push(char::from_digit((b >> 4).into(), 16).expect("a nibble"));
+        hex.push(char::from_digit((b & 0xf).into(), 16).expect("a nibble"));
+    }
+    hex
 }
 
 /// The bridge of a network: `cnm0` for the default network, `cnm-NAME` when that fits,
