@@ -76,15 +76,20 @@ impl Env {
         env
     }
 
-    fn cnm(&self, args: &[&str]) -> Output {
-        Command::new(CNM)
+    /// cnm with this test's directories, run from the crate's root.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(CNM);
+        command
             .args(["--state-dir", self.state.to_str().unwrap()])
             .args(["--netns-dir", self.netns.to_str().unwrap()])
             .args(["--etc-dir", self.etc.to_str().unwrap()])
             .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap()
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        command
+    }
+
+    fn cnm(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     fn cnm_ok(&self, args: &[&str]) -> String {
@@ -395,12 +400,8 @@ fn a_failure_rolls_everything_back() {
 #[test]
 fn a_killed_apply_is_rolled_back_by_the_next_command() {
     in_namespaces("a_killed_apply_is_rolled_back_by_the_next_command", |env| {
-        let mut child = Command::new(CNM)
-            .args(["--state-dir", env.state.to_str().unwrap()])
-            .args(["--netns-dir", env.netns.to_str().unwrap()])
-            .args(["--etc-dir", env.etc.to_str().unwrap()])
-            .args(["apply", "scripts/fleet.cnm"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+        let mut child = env
+            .command(&["apply", "scripts/fleet.cnm"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -596,12 +597,8 @@ fn a_dead_sandbox_refuses_with_a_clear_error() {
 #[test]
 fn sigterm_during_an_apply_rolls_it_back() {
     in_namespaces("sigterm_during_an_apply_rolls_it_back", |env| {
-        let child = Command::new(CNM)
-            .args(["--state-dir", env.state.to_str().unwrap()])
-            .args(["--netns-dir", env.netns.to_str().unwrap()])
-            .args(["--etc-dir", env.etc.to_str().unwrap()])
-            .args(["apply", "scripts/fleet.cnm"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+        let child = env
+            .command(&["apply", "scripts/fleet.cnm"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
