@@ -305,14 +305,13 @@ fn plan(
         Ok(planned) => planned,
         Err(diagnostics) => return Err(Failure::Script(sources, diagnostics)),
     };
-    let text = if json {
-        plan::render::json(&plan, &sources)
-    } else {
-        plan::render::human(&plan, &sources)
-    };
-    let mut out = anstream::stdout();
     // A closed pipe (`cnm plan … | head`) is not an error worth a message.
-    let _ = out.write_all(text.as_bytes());
+    if json {
+        let out = std::io::BufWriter::new(std::io::stdout().lock());
+        let _ = plan::render::write_json(&plan, &sources, out);
+    } else {
+        let _ = anstream::stdout().write_all(plan::render::human(&plan, &sources).as_bytes());
+    }
     Ok(match (detailed_exitcode, plan.is_empty()) {
         (true, false) => ExitCode::from(2),
         _ => ExitCode::SUCCESS,

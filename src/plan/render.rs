@@ -129,6 +129,13 @@ struct JsonSource<'a> {
 
 /// The plan as JSON; the layout is described in README.md ("Plan JSON").
 pub fn json(plan: &Plan, sources: &Sources) -> String {
+    let mut out = Vec::new();
+    write_json(plan, sources, &mut out).expect("writing into memory cannot fail");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// The plan as JSON, streamed to `out` (a large plan is never held whole as text).
+pub fn write_json(plan: &Plan, sources: &Sources, mut out: impl std::io::Write) -> std::io::Result<()> {
     let doc = JsonPlan {
         format_version: PLAN_FORMAT_VERSION,
         changes: plan
@@ -169,5 +176,6 @@ pub fn json(plan: &Plan, sources: &Sources) -> String {
             .collect(),
         summary: summary(plan),
     };
-    serde_json::to_string_pretty(&doc).expect("a plan serialises") + "\n"
+    serde_json::to_writer_pretty(&mut out, &doc)?;
+    out.write_all(b"\n")
 }
