@@ -356,6 +356,24 @@ impl NetlinkBackend {
     }
 
     /// The index of `link` in the namespace of `handle`.
+    /// The socket and link index an address or route goes on. When removing, a missing
+    /// namespace or link is `None`: there is nothing left to remove.
+    fn link_target(
+        &mut self,
+        netns: Option<&str>,
+        link: &str,
+        add: bool,
+    ) -> Result<Option<(Handle, u32)>, KernelError> {
+        let Some(handle) = self.handle_for(netns, add)? else {
+            return Ok(None);
+        };
+        match self.index(&handle, netns, link) {
+            Ok(index) => Ok(Some((handle, index))),
+            Err(error) if !add && error.errno == Some(libc::ENODEV) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     fn index(&self, handle: &Handle, netns: Option<&str>, link: &str) -> Result<u32, KernelError> {
         self.block(rtnl::link_index(handle.clone(), link))
             .map_err(|nack| match nack.errno {
@@ -540,13 +558,8 @@ impl NetlinkBackend {
         address: IpNetwork,
         add: bool,
     ) -> Result<(), KernelError> {
-        let Some(handle) = self.handle_for(netns, add)? else {
+        let Some((handle, index)) = self.link_target(netns, link, add)? else {
             return Ok(());
-        };
-        let index = match self.index(&handle, netns, link) {
-            Ok(index) => index,
-            Err(error) if !add && error.errno == Some(libc::ENODEV) => return Ok(()),
-            Err(error) => return Err(error),
         };
         let result = self.block(rtnl::address(handle, index, address, add));
         if add {
@@ -572,13 +585,8 @@ impl NetlinkBackend {
 
     fn route(&mut self, name: &str, gateway: IpAddr, link: &str, add: bool) -> Result<(), KernelError> {
         let netns = Some(name);
-        let Some(handle) = self.handle_for(netns, add)? else {
+        let Some((handle, index)) = self.link_target(netns, link, add)? else {
             return Ok(());
-        };
-        let index = match self.index(&handle, netns, link) {
-            Ok(index) => index,
-            Err(error) if !add && error.errno == Some(libc::ENODEV) => return Ok(()),
-            Err(error) => return Err(error),
         };
         let result = self.block(rtnl::default_route(handle, gateway, index, add));
         if add {
