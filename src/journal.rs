@@ -61,6 +61,15 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         errors: Vec<String>,
     },
+    /// Rolling back (or recovering) ran, but the kernel refused some undo operations:
+    /// the transaction stays open, and the next command runs `pending` again, in order.
+    RollbackIncomplete {
+        tx: u64,
+        time: String,
+        reason: String,
+        errors: Vec<String>,
+        pending: Vec<Op>,
+    },
 }
 
 impl Record {
@@ -70,7 +79,8 @@ impl Record {
             | Record::Step { tx, .. }
             | Record::Commit { tx, .. }
             | Record::RolledBack { tx, .. }
-            | Record::Recovered { tx, .. } => *tx,
+            | Record::Recovered { tx, .. }
+            | Record::RollbackIncomplete { tx, .. } => *tx,
         }
     }
 }
@@ -90,14 +100,22 @@ pub struct OpenTransaction {
     pub steps: Vec<JournalStep>,
     /// Steps whose `step` line reached the journal.
     pub done: usize,
+    /// Set when a rollback already ran and the kernel refused these undo operations:
+    /// they, in order, are what is left to undo.
+    pub pending: Option<Vec<Op>>,
 }
 
 impl OpenTransaction {
-    /// The undo lists to run, last step first: every step done, and the one that may have
-    /// been under way when the process died (its undo is harmless if it never ran).
-    pub fn undo_lists(&self) -> impl Iterator<Item = &[Op]> {
-        let reached = (self.done + 1).min(self.steps.len());
-        self.steps[..reached].iter().rev().map(|s| s.undo.as_slice())
+    /// The journaled steps as plan steps (with no source statement), for the executor.
+    pub fn plan_steps(&self) -> Vec<crate::plan::Step> {
+        self.steps
+            .iter()
+            .map(|s| crate::plan::Step {
+                op: s.op.clone(),
+                undo: s.undo.clone(),
+                cause: None,
+            })
+            .collect()
     }
 }
 
@@ -312,6 +330,24 @@ impl Journal {
         self.append(&record, true)
     }
 
+    /// Records that rolling back left `pending` undone: the transaction stays open.
+    pub fn rollback_incomplete(
+        &mut self,
+        tx: u64,
+        why: &str,
+        errors: Vec<String>,
+        pending: Vec<Op>,
+    ) -> Result<(), JournalError> {
+        let record = Record::RollbackIncomplete {
+            tx,
+            time: now(),
+            reason: why.to_string(),
+            errors,
+            pending,
+        };
+        self.append(&record, true)
+    }
+
     pub fn recovered(&mut self, tx: u64, undone: usize, errors: Vec<String>) -> Result<(), JournalError> {
         self.append(
             &Record::Recovered {
@@ -364,9 +400,13 @@ pub fn open_transaction(records: &[Record]) -> Option<OpenTransaction> {
         unreachable!()
     };
     let mut done = 0;
+    let mut pending = None;
     for record in &records[begin + 1..] {
         match record {
             Record::Step { tx: t, index } if t == tx => done = done.max(index + 1),
+            Record::RollbackIncomplete {
+                tx: t, pending: ops, ..
+            } if t == tx => pending = Some(ops.clone()),
             Record::Commit { tx: t, .. }
             | Record::RolledBack { tx: t, .. }
             | Record::Recovered { tx: t, .. }
@@ -382,6 +422,7 @@ pub fn open_transaction(records: &[Record]) -> Option<OpenTransaction> {
         command: command.clone(),
         steps: steps.clone(),
         done,
+        pending,
     })
 }
 
@@ -440,21 +481,25 @@ mod tests {
         journal.step_done(tx, 0).unwrap();
         let open = journal.open_transaction().unwrap().unwrap();
         assert_eq!((open.tx, open.done), (1, 1));
-        // The step under way (B) is undone too, last first.
-        let undo: Vec<_> = open.undo_lists().map(|ops| ops[0].clone()).collect();
+        assert_eq!(open.pending, None);
         assert_eq!(
-            undo,
-            vec![
-                Op::DelNetns {
-                    netns: "B".into(),
-                    links: Vec::new()
-                },
-                Op::DelNetns {
-                    netns: "A".into(),
-                    links: Vec::new()
-                }
-            ]
+            open.plan_steps()[2].undo,
+            vec![Op::DelNetns {
+                netns: "C".into(),
+                links: Vec::new()
+            }]
         );
+        // A rollback the kernel refused in part leaves the transaction open, with what is
+        // left to undo.
+        let pending = vec![Op::DelNetns {
+            netns: "A".into(),
+            links: Vec::new(),
+        }];
+        journal
+            .rollback_incomplete(tx, "step 2 failed", vec!["refused".into()], pending.clone())
+            .unwrap();
+        let open = journal.open_transaction().unwrap().unwrap();
+        assert_eq!(open.pending, Some(pending));
         journal.recovered(tx, 2, Vec::new()).unwrap();
         assert_eq!(journal.open_transaction().unwrap(), None);
         std::fs::remove_dir_all(&dir).unwrap();

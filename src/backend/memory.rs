@@ -1,15 +1,20 @@
 //! A model of the kernel objects cnm touches — namespaces, links, addresses, default
 //! routes, `/etc/netns` files — that answers operations the way the kernel does
-//! (EEXIST, ENODEV, ENOENT, ENETUNREACH; deleting what is gone is success), and can be
-//! told to fail at the k-th operation. Used by unit tests, fault injection and
-//! `apply --dry-run`.
+//! (EEXIST, ENODEV, ENOENT, ENETUNREACH, EXFULL; deleting what is gone is success), and
+//! can be told to fail at the k-th operation, undo operations included, either with no
+//! effect or after taking effect (a request whose answer was lost). Used by unit tests,
+//! fault injection and `apply --dry-run`.
+//!
+//! As strict as the kernel where cnm depends on it: the host ends of a deleted
+//! namespace's veths linger, their names taken, until a `settle` names them (the kernel
+//! removes them in the background).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use super::{Backend, KernelError};
+use super::{Backend, KernelError, BRIDGE_PORT_LIMIT};
 use crate::plan::{EtcFile, Op};
 
 /// The host's namespace is the one with no name.
@@ -19,8 +24,12 @@ const HOST: &str = "";
 pub struct MemoryBackend {
     namespaces: BTreeMap<String, Namespace>,
     files: BTreeMap<(String, EtcFile), String>,
+    /// Host links whose veth peer went with a deleted namespace: still there, names
+    /// taken, until settled.
+    lingering: BTreeSet<String>,
     calls: usize,
-    fail_on_call: Option<usize>,
+    /// Failures to inject, by call number: whether the operation takes effect first.
+    failures: BTreeMap<usize, bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,9 +92,21 @@ impl MemoryBackend {
         backend
     }
 
-    /// Makes the `call`-th operation from now (0-based) fail, as a kernel refusal would.
+    /// Makes the `call`-th operation from now (0-based) fail with no effect, as a kernel
+    /// refusal would.
     pub fn fail_on_call(&mut self, call: usize) {
-        self.fail_on_call = Some(self.calls + call);
+        self.failures.insert(self.calls + call, false);
+    }
+
+    /// Makes the `call`-th operation from now (0-based) take effect and then fail as a
+    /// request whose answer never came.
+    pub fn fail_after_effect(&mut self, call: usize) {
+        self.failures.insert(self.calls + call, true);
+    }
+
+    /// How many operations were asked for so far, failed ones included.
+    pub fn calls(&self) -> usize {
+        self.calls
     }
 
     /// The objects only, without the call counters: equal snapshots, equal kernels.
@@ -93,8 +114,9 @@ impl MemoryBackend {
         MemoryBackend {
             namespaces: self.namespaces.clone(),
             files: self.files.clone(),
+            lingering: self.lingering.clone(),
             calls: 0,
-            fail_on_call: None,
+            failures: BTreeMap::new(),
         }
     }
 
@@ -130,6 +152,10 @@ impl MemoryBackend {
             return;
         };
         let Some(link) = ns.links.remove(name) else { return };
+        if netns == HOST {
+            self.lingering.remove(name);
+        }
+        let ns = self.namespaces.get_mut(netns).expect("looked up above");
         ns.routes.retain(|(_, l)| l != name);
         for port in ns.links.values_mut() {
             if port.master.as_deref() == Some(name) {
@@ -153,11 +179,12 @@ impl MemoryBackend {
                 self.namespaces.insert(netns.clone(), ns);
             }
             Op::DelNetns { netns, .. } => {
-                // A namespace takes its interfaces along, and with them their veth peers.
+                // A namespace takes its interfaces along, and with them their veth peers,
+                // but those go in the background: until then their names stay taken.
                 if let Some(ns) = self.namespaces.remove(netns) {
                     for link in ns.links.into_values() {
                         if let LinkKind::Veth { peer } = link.kind {
-                            self.del_link(&peer.0, &peer.1);
+                            self.lingering.insert(peer.1);
                         }
                     }
                 }
@@ -207,10 +234,22 @@ impl MemoryBackend {
                     LinkKind::Bridge => {}
                     _ => {
                         return Err(KernelError::errno(
-                            libc::EINVAL,
+                            libc::EOPNOTSUPP,
                             format!("{master} is not a bridge"),
                         ))
                     }
+                }
+                self.link(HOST, link)?;
+                let ports = self.namespaces[HOST]
+                    .links
+                    .values()
+                    .filter(|l| l.master.as_deref() == Some(master))
+                    .count();
+                if ports >= BRIDGE_PORT_LIMIT {
+                    return Err(KernelError::errno(
+                        libc::EXFULL,
+                        format!("cannot attach {link} to {master}: Exchange full"),
+                    ));
                 }
                 self.link(HOST, link)?.master = Some(master.clone());
             }
@@ -269,10 +308,31 @@ impl Backend for MemoryBackend {
     fn apply(&mut self, op: &Op) -> Result<(), KernelError> {
         let call = self.calls;
         self.calls += 1;
-        if self.fail_on_call == Some(call) {
-            return Err(KernelError::errno(libc::EIO, "injected failure"));
+        match self.failures.get(&call) {
+            Some(false) => Err(KernelError::errno(libc::EIO, "injected failure")),
+            Some(true) => {
+                self.perform(op)?;
+                Err(KernelError::unanswered(
+                    libc::ETIMEDOUT,
+                    "injected failure after the operation took effect",
+                ))
+            }
+            None => self.perform(op),
         }
-        self.perform(op)
+    }
+
+    fn settle(&mut self, links: &[String]) -> Result<(), KernelError> {
+        for link in links {
+            if self.lingering.remove(link) {
+                self.del_link(HOST, link);
+            } else if self.namespaces[HOST].links.contains_key(link) {
+                // The kernel would wait for a removal that nothing set going.
+                return Err(KernelError::other(format!(
+                    "the kernel has not removed an interface of deleted namespaces: {link}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn netns_exists(&mut self, netns: &str) -> bool {

@@ -10,6 +10,10 @@ pub mod netlink;
 
 use crate::plan::Op;
 
+/// The most ports a Linux bridge holds (`BR_MAX_PORTS` less one: port numbers start at
+/// 1); the next `set master` fails with EXFULL.
+pub const BRIDGE_PORT_LIMIT: usize = 1023;
+
 /// Performs kernel operations, one at a time.
 pub trait Backend {
     /// Performs one operation. Deleting what is already gone (a link, an address, a
@@ -20,20 +24,22 @@ pub trait Backend {
     /// cnm is dead).
     fn netns_exists(&mut self, netns: &str) -> bool;
 
-    /// Waits until the kernel has finished what earlier operations set going in the
-    /// background (the removal of a deleted namespace's veths), so that the next
-    /// transaction can use their names again.
-    fn settle(&mut self) -> Result<(), KernelError> {
-        Ok(())
-    }
+    /// Waits until the host links named, which belonged to veth pairs of namespaces
+    /// deleted earlier, are gone: the kernel removes them in the background, and their
+    /// names stay taken until it has.
+    fn settle(&mut self, links: &[String]) -> Result<(), KernelError>;
 }
 
 /// A refused operation: the kernel's errno, if it gave one, and what happened in words.
+///
+/// A refusal means the operation had no effect, unless `effect_unknown` says that the
+/// request may have been carried out all the same (it went out, and no answer came).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct KernelError {
     pub errno: Option<i32>,
     pub message: String,
+    pub effect_unknown: bool,
 }
 
 impl KernelError {
@@ -41,6 +47,7 @@ impl KernelError {
         KernelError {
             errno: Some(errno),
             message: message.into(),
+            effect_unknown: false,
         }
     }
 
@@ -48,6 +55,15 @@ impl KernelError {
         KernelError {
             errno: None,
             message: message.into(),
+            effect_unknown: false,
+        }
+    }
+
+    /// A request that went out and got no answer: it may or may not have taken effect.
+    pub fn unanswered(errno: i32, message: impl Into<String>) -> KernelError {
+        KernelError {
+            effect_unknown: true,
+            ..KernelError::errno(errno, message)
         }
     }
 }

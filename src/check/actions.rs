@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{suggest, values, Checker};
 use crate::error::ErrorKind;
-use crate::model::{ObjectKind, Protocol};
+use crate::model::{ObjectKind, Protocol, PublishedPort};
 use crate::syntax::{Opt, Span, Word};
 
 /// How long `expect` waits for an answer unless told otherwise.
@@ -14,6 +14,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    Publish {
+        sandbox: String,
+        port: PublishedPort,
+        span: Span,
+    },
     Exec {
         sandbox: String,
         command: Vec<String>,
@@ -36,6 +41,27 @@ pub enum Action {
 }
 
 /// What `expect` tries to reach.
+impl Action {
+    /// The statement's keyword.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Action::Publish { .. } => "publish",
+            Action::Exec { .. } => "exec",
+            Action::Expect { .. } => "expect",
+            Action::Serve { .. } => "serve",
+        }
+    }
+
+    pub fn span(&self) -> Span {
+        match self {
+            Action::Publish { span, .. }
+            | Action::Exec { span, .. }
+            | Action::Expect { span, .. }
+            | Action::Serve { span, .. } => *span,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Host,
@@ -67,6 +93,11 @@ impl Checker<'_> {
             return;
         };
         let Some(sandbox) = sandbox else { return };
+        self.actions.push(Action::Publish {
+            sandbox: sandbox.clone(),
+            port,
+            span,
+        });
         let published = &mut self.model.sandboxes[&sandbox].published;
         if !published.contains(&port) {
             published.push(port);

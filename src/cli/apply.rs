@@ -13,7 +13,7 @@ use super::{colour, load, render_report, terminal_width, Failure, Settings};
 use crate::backend::memory::MemoryBackend;
 use crate::backend::netlink::NetlinkBackend;
 use crate::backend::Backend;
-use crate::check::Causes;
+use crate::check::{Action, Causes};
 use crate::exec::{self, Progress, Stop, Undone};
 use crate::journal::{Journal, JournalError};
 use crate::model::Model;
@@ -61,31 +61,61 @@ fn open_journal(settings: &Settings) -> Result<Journal, Failure> {
     )?)
 }
 
-/// Rolls back a transaction that a crash left open, and says so.
+/// Finishes a transaction that a crash left open, or whose rollback the kernel refused
+/// in part, and says so. If the kernel still refuses, the transaction stays open and
+/// this fails with what is left to undo.
 fn recover(journal: &mut Journal, backend: &mut dyn Backend) -> Result<(), Failure> {
     let Some(open) = journal.open_transaction()? else {
         return Ok(());
     };
-    let undone = exec::undo(open.undo_lists(), backend);
-    journal.recovered(open.tx, undone.steps, undone.error_lines())?;
-    eprintln!(
-        "cnm: transaction {} (`{}`) was cut short after {} of {} steps; rolled it back ({} undone{})",
-        open.tx,
-        open.command,
-        open.done,
-        open.steps.len(),
-        plural(undone.steps, "step"),
-        if undone.errors.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; {} undo operations were refused: {}",
-                undone.errors.len(),
-                undone.error_lines().join("; ")
-            )
-        }
-    );
+    let undone = match &open.pending {
+        Some(pending) => exec::undo(std::iter::once(pending.as_slice()), backend),
+        None => exec::recover(&open.plan_steps(), open.done, backend),
+    };
+    if !undone.is_complete() {
+        journal.rollback_incomplete(
+            open.tx,
+            "recovery: the kernel refused undo operations",
+            undone.error_lines(),
+            undone.pending(),
+        )?;
+        return Err(Failure::Message(incomplete_rollback(open.tx, &undone)));
+    }
+    journal.recovered(open.tx, undone.steps, Vec::new())?;
+    match open.pending {
+        Some(pending) => eprintln!(
+            "cnm: transaction {} (`{}`): the {} the kernel had refused went through; it is rolled back",
+            open.tx,
+            open.command,
+            plural(pending.len(), "undo operation"),
+        ),
+        None => eprintln!(
+            "cnm: transaction {} (`{}`) was cut short after {} of {} steps; rolled it back ({} undone)",
+            open.tx,
+            open.command,
+            open.done,
+            open.steps.len(),
+            plural(undone.steps, "step"),
+        ),
+    }
     Ok(())
+}
+
+/// What a rollback that the kernel refused in part leaves, and what happens next.
+fn incomplete_rollback(tx: u64, undone: &Undone) -> String {
+    let mut text = format!(
+        "transaction {tx} is not fully rolled back: the kernel refused {}:",
+        plural(undone.refused.len(), "undo operation")
+    );
+    for line in undone.error_lines() {
+        text.push_str(&format!("\n    {line}"));
+    }
+    text.push_str(&format!(
+        "\n  until they run, the kernel differs from state.json (which holds the state before \
+         transaction {tx}) in what these operations name; the transaction stays open, and the \
+         next cnm command that changes the kernel runs them again: remove what blocks them first"
+    ));
+    text
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -109,7 +139,11 @@ pub fn committed_state(settings: &Settings) -> Result<Model, Failure> {
             journal,
             NetlinkBackend::new(settings.netns_dir.clone(), settings.etc_dir.clone()),
         ) {
-            (Ok(mut journal), Ok(mut backend)) => recover(&mut journal, &mut backend)?,
+            (Ok(mut journal), Ok(mut backend)) => {
+                if let Err(Failure::Message(message)) = recover(&mut journal, &mut backend) {
+                    eprintln!("cnm: warning: {message}");
+                }
+            }
             (Err(JournalError::Locked { .. }), _) => {}
             _ => eprintln!(
                 "cnm: warning: transaction {} was cut short and is not rolled back yet; \
@@ -126,17 +160,20 @@ pub fn apply(settings: &Settings, files: &[PathBuf], dry_run: bool) -> Result<Ex
     let sources_names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     if dry_run {
         let committed = committed_state(settings)?;
-        let plan = match crate::plan_scripts(&mut sources, &ids, &committed) {
-            Ok((_, plan)) => plan,
+        let (checked, plan) = match crate::plan_scripts(&mut sources, &ids, &committed) {
+            Ok(planned) => planned,
             Err(diagnostics) => return Err(Failure::Script(sources, diagnostics)),
         };
+        warn_skipped(&checked.actions, &sources);
         let mut kernel = simulated_kernel(&committed)?;
         return match run(&plan, &mut kernel, &mut |_| Ok(())) {
             Ok(()) => {
                 print_done(&plan, "Dry run: simulated");
                 Ok(ExitCode::SUCCESS)
             }
-            Err((stop, undone)) => Err(Failure::Report(failure_report(&sources, &plan, &stop, &undone))),
+            Err((stop, undone)) => Err(Failure::Report(failure_report(
+                &sources, &plan, None, &stop, &undone,
+            ))),
         };
     }
     let mut journal = open_journal(settings)?;
@@ -150,6 +187,11 @@ pub fn apply(settings: &Settings, files: &[PathBuf], dry_run: bool) -> Result<Ex
     if let Some(report) = dead_sandboxes(&committed, &plan, &mut backend, &sources, settings) {
         return Err(Failure::Report(report));
     }
+    warn_skipped(&checked.actions, &sources);
+    if plan.is_empty() {
+        println!("{}", plan::render::NO_CHANGES);
+        return Ok(ExitCode::SUCCESS);
+    }
     transact(
         &mut journal,
         &mut backend,
@@ -159,6 +201,53 @@ pub fn apply(settings: &Settings, files: &[PathBuf], dry_run: bool) -> Result<Ex
         &sources,
         settings,
     )
+}
+
+/// Says, once per statement kind, which statements `cnm apply` checked but does not
+/// carry out yet, and where they are.
+fn warn_skipped(actions: &[Action], sources: &Sources) {
+    const SHOWN: usize = 5;
+    let kinds = [
+        (
+            "publish",
+            "recorded in state.json, but no host port is forwarded yet (cnm makes no DNAT rule)",
+        ),
+        (
+            "exec",
+            "not run by `cnm apply`; run the command with `cnm exec SANDBOX -- COMMAND`",
+        ),
+        (
+            "expect",
+            "not checked: no cnm command checks expectations yet (`cnm test` will)",
+        ),
+        (
+            "serve",
+            "not started: no cnm command runs responders yet (`cnm test` will)",
+        ),
+    ];
+    for (keyword, what) in kinds {
+        let mut places: Vec<String> = Vec::new();
+        for action in actions.iter().filter(|a| a.keyword() == keyword) {
+            let (file, at) = sources.position(action.span());
+            let place = format!("{file}:{}", at.line);
+            // A statement in a loop is one place.
+            if !places.contains(&place) {
+                places.push(place);
+            }
+        }
+        if places.is_empty() {
+            continue;
+        }
+        let count = places.len();
+        let mut listed = places[..count.min(SHOWN)].join(", ");
+        if count > SHOWN {
+            listed.push_str(&format!(" and {} more", count - SHOWN));
+        }
+        eprintln!(
+            "cnm: warning: {} ({listed}): {what}",
+            plural(count, &format!("`{keyword}` statement"))
+        );
+    }
 }
 
 /// Applies `plan` as one journaled transaction that ends in `desired`.
@@ -171,10 +260,6 @@ fn transact(
     sources: &Sources,
     settings: &Settings,
 ) -> Result<ExitCode, Failure> {
-    if plan.is_empty() {
-        println!("No changes. The kernel and the state already match the script.");
-        return Ok(ExitCode::SUCCESS);
-    }
     let tx = journal.begin(&settings.command_line, source_names, plan)?;
     catch_stop_signals();
     let outcome = run(plan, backend, &mut |index| {
@@ -196,8 +281,18 @@ fn transact(
                 Stop::Interrupted { index } => format!("interrupted before step {}", index + 1),
                 Stop::Journal { error, .. } => error.clone(),
             };
-            journal.rolled_back(tx, &why, undone.steps, undone.error_lines())?;
-            Err(Failure::Report(failure_report(sources, plan, &stop, &undone)))
+            if undone.is_complete() {
+                journal.rolled_back(tx, &why, undone.steps, Vec::new())?;
+            } else {
+                journal.rollback_incomplete(tx, &why, undone.error_lines(), undone.pending())?;
+            }
+            Err(Failure::Report(failure_report(
+                sources,
+                plan,
+                Some(tx),
+                &stop,
+                &undone,
+            )))
         }
     }
 }
@@ -206,8 +301,8 @@ fn print_done(plan: &Plan, verb: &str) {
     let mut out = anstream::stdout();
     let _ = writeln!(
         out,
-        "{verb} {}: {} added, {} changed, {} removed.",
-        plural(plan.steps.len(), "operation"),
+        "{verb} {}. Objects: {} added, {} changed, {} removed.",
+        plural(plan.steps.len(), "kernel operation"),
         plan.count(plan::ChangeAction::Add),
         plan.count(plan::ChangeAction::Change),
         plan.count(plan::ChangeAction::Remove),
@@ -229,7 +324,8 @@ fn run(
 
 /// What an apply that failed did, drawn by miette: the statement, the operation, the
 /// kernel's refusal in words, and what was undone.
-fn failure_report(sources: &Sources, plan: &Plan, stop: &Stop, undone: &Undone) -> String {
+/// `tx` is the journaled transaction; `None` for a dry run.
+fn failure_report(sources: &Sources, plan: &Plan, tx: Option<u64>, stop: &Stop, undone: &Undone) -> String {
     let (index, headline) = match stop {
         Stop::Failed { index, error } => (
             *index,
@@ -250,18 +346,17 @@ fn failure_report(sources: &Sources, plan: &Plan, stop: &Stop, undone: &Undone) 
         ),
         Stop::Journal { index, error } => (*index, format!("apply stopped at step {}: {error}", index + 1)),
     };
-    let mut help = format!(
-        "rolled back: {} undone, last first; the kernel and state.json are as they were",
-        plural(undone.steps, "step")
-    );
-    if !undone.errors.is_empty() {
-        help = format!(
-            "rolled back {}, but {} undo operations were refused: {}",
-            plural(undone.steps, "step"),
-            undone.errors.len(),
+    let help = match tx {
+        _ if undone.is_complete() => format!(
+            "rolled back: {} undone, last first; the kernel and state.json are as they were",
+            plural(undone.steps, "step")
+        ),
+        Some(tx) => incomplete_rollback(tx, undone),
+        None => format!(
+            "the simulated rollback was refused: {}",
             undone.error_lines().join("; ")
-        );
-    }
+        ),
+    };
     let step = &plan.steps[index.min(plan.steps.len() - 1)];
     let diagnostic = MietteDiagnostic::new(headline)
         .with_code("cnm::apply")
@@ -353,6 +448,10 @@ pub fn destroy(settings: &Settings) -> Result<ExitCode, Failure> {
     recover(&mut journal, &mut backend)?;
     let committed = journal.state()?;
     let plan = plan::between(&committed, &Model::empty(), &Causes::new());
+    if plan.is_empty() {
+        println!("Nothing to destroy: the committed state holds no networks, sandboxes or endpoints.");
+        return Ok(ExitCode::SUCCESS);
+    }
     let sources = Sources::default();
     transact(
         &mut journal,

@@ -281,14 +281,21 @@ pub fn log(settings: &Settings) -> Result<ExitCode, Failure> {
         else {
             continue;
         };
+        // The last word on a transaction decides: a rollback left incomplete may be
+        // finished by a later command.
         let outcome = records
             .iter()
+            .rev()
             .find_map(|r| match r {
                 Record::Commit { tx: t, .. } if t == tx => Some("committed".to_string()),
                 Record::RolledBack { tx: t, reason, .. } if t == tx => Some(format!("rolled back: {reason}")),
                 Record::Recovered { tx: t, undone, .. } if t == tx => {
                     Some(format!("cut short; recovered ({undone} steps undone)"))
                 }
+                Record::RollbackIncomplete { tx: t, pending, .. } if t == tx => Some(format!(
+                    "open: rollback incomplete, {} undo operations refused",
+                    pending.len()
+                )),
                 _ => None,
             })
             .unwrap_or_else(|| "open".to_string());

@@ -118,6 +118,21 @@ impl fmt::Display for EtcFile {
 }
 
 impl Op {
+    /// Whether this operation takes something away. Deleting is idempotent (what is
+    /// gone is success); undoing a deletion makes the object again, which is not.
+    pub fn is_deletion(&self) -> bool {
+        matches!(
+            self,
+            Op::DelNetns { .. }
+                | Op::DelLink { .. }
+                | Op::NoMaster { .. }
+                | Op::LinkDown { .. }
+                | Op::DelAddress { .. }
+                | Op::DelRoute { .. }
+                | Op::RemoveFile { .. }
+        )
+    }
+
     /// The operation that undoes this one, for operations that create. Deletions have
     /// no single inverse: the planner gives them the full list that recreates the object.
     pub fn inverse(&self) -> Op {

@@ -13,6 +13,10 @@ use crate::syntax::{Location, Sources, Span};
 /// major number; new fields bump the minor one.
 pub const PLAN_FORMAT_VERSION: &str = "1.0";
 
+/// What an empty plan means. cnm compares the script with the committed state; it does
+/// not read the kernel back here, so it claims nothing about the kernel.
+pub const NO_CHANGES: &str = "No changes: the committed state already matches the script.";
+
 const ADD: Style = AnsiColor::Green.on_default();
 const CHANGE: Style = AnsiColor::Yellow.on_default();
 const REMOVE: Style = AnsiColor::Red.on_default();
@@ -27,7 +31,8 @@ fn painted(style: Style, text: impl std::fmt::Display) -> String {
 pub fn human(plan: &Plan, sources: &Sources) -> String {
     let mut out = String::new();
     if plan.is_empty() {
-        out.push_str("No changes. The kernel and the state already match the script.\n");
+        out.push_str(NO_CHANGES);
+        out.push('\n');
         return out;
     }
     out.push_str("cnm will make these changes:\n\n");

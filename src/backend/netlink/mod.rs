@@ -48,9 +48,6 @@ pub struct NetlinkBackend {
     capacity: usize,
     /// The thread that enters namespaces.
     worker: netns::Worker,
-    /// Host ends of veths whose namespace was deleted: the kernel removes them in the
-    /// background, and `settle` waits for that.
-    vanishing: Vec<String>,
 }
 
 /// An open netlink connection bound to one named namespace.
@@ -185,7 +182,6 @@ impl NetlinkBackend {
             clock: 0,
             capacity,
             worker: netns::Worker::start(),
-            vanishing: Vec::new(),
         };
         backend.check_privileges()?;
         Ok(backend)
@@ -655,11 +651,7 @@ impl Backend for NetlinkBackend {
     fn apply(&mut self, op: &Op) -> Result<(), KernelError> {
         match op {
             Op::AddNetns { netns } => self.add_netns(netns),
-            Op::DelNetns { netns, links } => {
-                self.del_netns(netns)?;
-                self.vanishing.extend(links.iter().cloned());
-                Ok(())
-            }
+            Op::DelNetns { netns, .. } => self.del_netns(netns),
             Op::AddBridge { bridge, mtu } => self
                 .block(rtnl::add_bridge(
                     self.host.clone(),
@@ -702,24 +694,25 @@ impl Backend for NetlinkBackend {
         }
     }
 
-    fn settle(&mut self) -> Result<(), KernelError> {
+    fn settle(&mut self, links: &[String]) -> Result<(), KernelError> {
         let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
-        while let Some(link) = self.vanishing.last() {
+        let mut left: Vec<&String> = links.iter().collect();
+        while let Some(link) = left.last() {
             match self.block(rtnl::link_index(self.host.clone(), link)) {
                 Err(nack) if nack.errno == Errno::ENODEV => {
-                    self.vanishing.pop();
+                    left.pop();
                 }
                 _ if std::time::Instant::now() >= deadline => {
-                    let left = std::mem::take(&mut self.vanishing);
+                    let names: Vec<&str> = left.iter().map(|l| l.as_str()).collect();
                     return Err(KernelError::other(format!(
-                        "the kernel has not removed {} after {} s: {}",
-                        if left.len() == 1 {
+                        "the kernel has not removed {} of deleted namespaces after {} s: {}",
+                        if names.len() == 1 {
                             "an interface"
                         } else {
                             "interfaces"
                         },
                         SETTLE_TIMEOUT.as_secs(),
-                        left.join(", ")
+                        names.join(", ")
                     )));
                 }
                 _ => std::thread::sleep(std::time::Duration::from_millis(1)),
