@@ -53,7 +53,7 @@ struct Probe {
 }
 
 impl Checker<'_> {
-    pub(super) fn publish(&mut self, span: Span, sandbox_word: &Word, ports: &Word, options: &[Opt]) {
+    pub(super) fn publish(&mut self, sandbox_word: &Word, ports: &Word, options: &[Opt]) {
         let sandbox = self.reference(ObjectKind::Sandbox, sandbox_word);
         let options = self.options(options);
         let host_ip = match options.get("host-ip").and_then(|o| self.single(o, "publish")) {
@@ -67,10 +67,11 @@ impl Checker<'_> {
             return;
         };
         let Some(sandbox) = sandbox else { return };
+        // No cause is recorded: publishing calls for no kernel operation (yet), so the
+        // sandbox's operations stay with the statements that do.
         let published = &mut self.model.sandboxes[&sandbox].published;
         if !published.contains(&port) {
             published.push(port);
-            self.causes.insert((ObjectKind::Sandbox, sandbox), span);
         }
     }
 

@@ -175,21 +175,35 @@ impl<'m> Kernel<'m> {
         files
     }
 
+    /// A sandbox's endpoints, in join order.
+    pub fn endpoints_of(&self, sandbox: &str) -> &[&'m Endpoint] {
+        self.by_sandbox.get(sandbox).map_or(&[], Vec::as_slice)
+    }
+
+    /// What an endpoint adds to the hosts files of the sandboxes on its network, if
+    /// anything: its address and aliases, while its sandbox runs.
+    pub fn hosts_entry(&self, endpoint: &Endpoint) -> Option<String> {
+        let live = endpoint
+            .sandbox
+            .as_deref()
+            .and_then(|s| self.model.sandboxes.get(s))
+            .is_some_and(Sandbox::is_running);
+        (live && !endpoint.aliases.is_empty())
+            .then(|| format!("{}\t{}\n", endpoint.ip, endpoint.aliases.join(" ")))
+    }
+
     /// `/etc/hosts`: localhost, the sandbox's own name, then the aliases of the running
     /// endpoints on its networks.
     fn hosts_file(&self, sandbox: &Sandbox) -> String {
         let hostname = sandbox.hostname.as_deref().unwrap_or(&sandbox.name);
-        let own = self
-            .by_sandbox
-            .get(sandbox.name.as_str())
-            .map_or(&[][..], Vec::as_slice);
+        let own = self.endpoints_of(&sandbox.name);
         let own_ip = own.first().map_or("127.0.1.1".to_string(), |e| e.ip.to_string());
         let mut text = format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own_ip}\t{hostname}\n"
         );
         for endpoint in own {
             for peer in self.aliased.get(endpoint.network.as_str()).into_iter().flatten() {
-                text.push_str(&format!("{}\t{}\n", peer.ip, peer.aliases.join(" ")));
+                text.push_str(&self.hosts_entry(peer).expect("an aliased endpoint has an entry"));
             }
         }
         text
