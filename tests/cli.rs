@@ -291,3 +291,51 @@ fn dry_run_simulates_the_transaction_and_changes_nothing() {
         "nothing written to the state directory"
     );
 }
+
+#[test]
+fn plans_and_progress_name_the_files_under_the_etc_dir() {
+    let state = StateDir::new("etc-dir");
+    let etc = state.0.join("etc");
+    let etc_dir = etc.to_str().unwrap();
+    let out = cnm(&state, &["--etc-dir", etc_dir, "plan", "scripts/seed.cnm"]);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("write {etc_dir}/A/hosts (")), "{text}");
+    assert!(!text.contains("/etc/netns"), "{text}");
+
+    let out = cnm(
+        &state,
+        &["--etc-dir", etc_dir, "plan", "--json", "scripts/seed.cnm"],
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let write = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["op"] == "write_file")
+        .unwrap();
+    assert!(
+        write["command"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("write {etc_dir}/A/hosts")),
+        "{write}"
+    );
+    assert_eq!(
+        write["undo"][0]["command"],
+        format!("rm {etc_dir}/A/hosts"),
+        "{write}"
+    );
+    // The operation itself is the same whatever the directory.
+    assert_eq!((&write["netns"], &write["file"]), (&"A".into(), &"hosts".into()));
+
+    let out = cnm(
+        &state,
+        &["--etc-dir", etc_dir, "apply", "--dry-run", "scripts/seed.cnm"],
+    );
+    let progress = stderr(&out);
+    assert!(
+        progress.contains(&format!("] write {etc_dir}/A/hosts (")),
+        "{progress}"
+    );
+    assert!(!progress.contains("/etc/netns"), "{progress}");
+}

@@ -16,7 +16,12 @@ fn plan_text(dir: &Path, committed: &Model) -> String {
     let mut sources = Sources::default();
     let id = sources.add("script.cnm", script);
     match cnm::plan_scripts(&mut sources, &[id], committed) {
-        Ok((_, plan)) => anstream::adapter::strip_str(&cnm::plan::render::human(&plan, &sources)).to_string(),
+        Ok((_, plan)) => anstream::adapter::strip_str(&cnm::plan::render::human(
+            &plan,
+            &sources,
+            Path::new(cnm::plan::op::DEFAULT_ETC_DIR),
+        ))
+        .to_string(),
         Err(diagnostics) => panic!(
             "{} does not check:\n{}",
             dir.display(),

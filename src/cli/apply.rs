@@ -2,7 +2,7 @@
 //! back on any failure; and the recovery of a transaction that a crash cut short.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -131,12 +131,18 @@ pub fn apply(settings: &Settings, files: &[PathBuf], dry_run: bool) -> Result<Ex
             Err(diagnostics) => return Err(Failure::Script(sources, diagnostics)),
         };
         let mut kernel = simulated_kernel(&committed)?;
-        return match run(&plan, &mut kernel, &mut |_| Ok(())) {
+        return match run(&plan, &mut kernel, &settings.etc_dir, &mut |_| Ok(())) {
             Ok(()) => {
                 print_done(&plan, "Dry run: simulated");
                 Ok(ExitCode::SUCCESS)
             }
-            Err((stop, undone)) => Err(Failure::Report(failure_report(&sources, &plan, &stop, &undone))),
+            Err((stop, undone)) => Err(Failure::Report(failure_report(
+                &sources,
+                &plan,
+                &stop,
+                &undone,
+                &settings.etc_dir,
+            ))),
         };
     }
     let mut journal = open_journal(settings)?;
@@ -177,7 +183,7 @@ fn transact(
     }
     let tx = journal.begin(&settings.command_line, source_names, plan)?;
     catch_stop_signals();
-    let outcome = run(plan, backend, &mut |index| {
+    let outcome = run(plan, backend, &settings.etc_dir, &mut |index| {
         journal.step_done(tx, index).map_err(|e| e.to_string())
     });
     match outcome {
@@ -197,7 +203,13 @@ fn transact(
                 Stop::Journal { error, .. } => error.clone(),
             };
             journal.rolled_back(tx, &why, undone.steps, undone.error_lines())?;
-            Err(Failure::Report(failure_report(sources, plan, &stop, &undone)))
+            Err(Failure::Report(failure_report(
+                sources,
+                plan,
+                &stop,
+                &undone,
+                &settings.etc_dir,
+            )))
         }
     }
 }
@@ -217,19 +229,20 @@ fn print_done(plan: &Plan, verb: &str) {
 fn run(
     plan: &Plan,
     backend: &mut dyn Backend,
+    etc_dir: &Path,
     done: &mut dyn FnMut(usize) -> Result<(), String>,
 ) -> Result<(), (Stop, Undone)> {
     let mut progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
-        Box::new(Bar::new(plan.steps.len()))
+        Box::new(Bar::new(plan.steps.len(), etc_dir))
     } else {
-        Box::new(Lines)
+        Box::new(Lines(etc_dir))
     };
     exec::apply(plan, backend, progress.as_mut(), &STOP, done)
 }
 
 /// What an apply that failed did, drawn by miette: the statement, the operation, the
 /// kernel's refusal in words, and what was undone.
-fn failure_report(sources: &Sources, plan: &Plan, stop: &Stop, undone: &Undone) -> String {
+fn failure_report(sources: &Sources, plan: &Plan, stop: &Stop, undone: &Undone, etc_dir: &Path) -> String {
     let (index, headline) = match stop {
         Stop::Failed { index, error } => (
             *index,
@@ -266,7 +279,12 @@ fn failure_report(sources: &Sources, plan: &Plan, stop: &Stop, undone: &Undone) 
     let diagnostic = MietteDiagnostic::new(headline)
         .with_code("cnm::apply")
         .with_help(help);
-    render_at(diagnostic, sources, step.cause, format!("operation: {}", step.op))
+    render_at(
+        diagnostic,
+        sources,
+        step.cause,
+        format!("operation: {}", step.op.command(etc_dir)),
+    )
 }
 
 /// A diagnostic drawn under the statement it is about, labelled; without a statement
@@ -365,23 +383,23 @@ pub fn destroy(settings: &Settings) -> Result<ExitCode, Failure> {
     )
 }
 
-/// A progress bar, on a terminal.
-struct Bar(ProgressBar);
+/// A progress bar, on a terminal; files named under the `/etc/netns` directory.
+struct Bar<'a>(ProgressBar, &'a Path);
 
-impl Bar {
-    fn new(total: usize) -> Bar {
+impl<'a> Bar<'a> {
+    fn new(total: usize, etc_dir: &'a Path) -> Bar<'a> {
         let bar = ProgressBar::new(total as u64);
         bar.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("a valid template"),
         );
-        Bar(bar)
+        Bar(bar, etc_dir)
     }
 }
 
-impl Progress for Bar {
+impl Progress for Bar<'_> {
     fn step(&mut self, index: usize, _: usize, op: &Op) {
         self.0.set_position(index as u64);
-        self.0.set_message(op.to_string());
+        self.0.set_message(op.command(self.1).to_string());
     }
 
     fn finish(&mut self) {
@@ -389,13 +407,13 @@ impl Progress for Bar {
     }
 }
 
-/// One line per step, for logs.
-struct Lines;
+/// One line per step, for logs; files named under the `/etc/netns` directory.
+struct Lines<'a>(&'a Path);
 
-impl Progress for Lines {
+impl Progress for Lines<'_> {
     fn step(&mut self, index: usize, total: usize, op: &Op) {
         let width = total.to_string().len();
-        eprintln!("[{:>width$}/{total}] {op}", index + 1);
+        eprintln!("[{:>width$}/{total}] {}", index + 1, op.command(self.0));
     }
 
     fn finish(&mut self) {}

@@ -77,7 +77,7 @@ struct Cli {
         global = true,
         value_name = "DIR",
         env = "CNM_ETC_DIR",
-        default_value = "/etc/netns"
+        default_value = plan::op::DEFAULT_ETC_DIR
     )]
     etc_dir: PathBuf,
 
@@ -308,9 +308,10 @@ fn plan(
     // A closed pipe (`cnm plan … | head`) is not an error worth a message.
     if json {
         let out = std::io::BufWriter::new(std::io::stdout().lock());
-        let _ = plan::render::write_json(&plan, &sources, out);
+        let _ = plan::render::write_json(&plan, &sources, &settings.etc_dir, out);
     } else {
-        let _ = anstream::stdout().write_all(plan::render::human(&plan, &sources).as_bytes());
+        let _ =
+            anstream::stdout().write_all(plan::render::human(&plan, &sources, &settings.etc_dir).as_bytes());
     }
     Ok(match (detailed_exitcode, plan.is_empty()) {
         (true, false) => ExitCode::from(2),
