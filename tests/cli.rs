@@ -339,3 +339,49 @@ fn plans_and_progress_name_the_files_under_the_etc_dir() {
     );
     assert!(!progress.contains("/etc/netns"), "{progress}");
 }
+
+/// Writes the state `script` produces from nothing into `state`; returns the model.
+fn commit_script(state: &StateDir, script: &str) -> cnm::model::Model {
+    let mut sources = cnm::syntax::Sources::default();
+    let id = sources.add("script.cnm", script);
+    let (checked, _) = cnm::plan_scripts(&mut sources, &[id], &cnm::model::Model::empty()).unwrap();
+    std::fs::write(state.0.join("state.json"), cnm::state::to_json(&checked.model)).unwrap();
+    checked.model
+}
+
+/// The cells of the `show` row that starts with `name`.
+fn show_row(text: &str, name: &str) -> Vec<String> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row {name}:\n{text}"))
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn show_lists_no_host_end_for_macvlan_endpoints() {
+    let state = StateDir::new("show-macvlan");
+    let model = commit_script(
+        &state,
+        "network lan driver macvlan parent eth0 subnet 10.5.0.0/24\n\
+         network apps subnet 10.3.0.0/24\n\
+         sandbox m mode none\n\
+         connect m to lan\n\
+         connect m to apps\n",
+    );
+    let out = cnm(&state, &["show"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    // ENDPOINT NETWORK SANDBOX INTERFACE ADDRESS MAC HOST-END
+    assert_eq!(show_row(&text, "m.lan")[6], "-", "{text}");
+    assert_eq!(
+        show_row(&text, "m.apps")[6],
+        model.endpoints["m.apps"].host_ifname,
+        "{text}"
+    );
+
+    let out = cnm(&state, &["inspect", "m.lan"]);
+    let endpoint: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(endpoint[0]["HostInterface"], serde_json::Value::Null);
+}

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::apply::committed_state;
 use super::{Failure, Settings};
 use crate::journal::{read_records, Record};
-use crate::model::{Endpoint, Model, Network, Sandbox};
+use crate::model::{Driver, Endpoint, Model, Network, Sandbox};
 
 /// Rows as aligned columns, the first row a header.
 fn table(rows: &[Vec<String>]) -> String {
@@ -115,7 +115,7 @@ pub fn show(settings: &Settings) -> Result<ExitCode, Failure> {
                 e.ifname.clone().unwrap_or_else(|| "-".into()),
                 format!("{}/{prefix}", e.ip),
                 e.mac.clone(),
-                e.host_ifname.clone(),
+                host_end(&model, e).unwrap_or("-").to_string(),
                 e.aliases.join(" "),
             ]);
         }
@@ -250,9 +250,17 @@ fn endpoint_settings(model: &Model, e: &Endpoint) -> Value {
         "MacAddress": e.mac,
         "Aliases": e.aliases,
         "Interface": e.ifname,
-        "HostInterface": e.host_ifname,
+        "HostInterface": host_end(model, e),
         "DefaultRoute": e.default_route,
     })
+}
+
+/// The host end of an endpoint's veth pair; a macvlan endpoint has none.
+fn host_end<'a>(model: &Model, e: &'a Endpoint) -> Option<&'a str> {
+    match model.networks[&e.network].driver {
+        Driver::Bridge => Some(&e.host_ifname),
+        Driver::Macvlan => None,
+    }
 }
 
 fn inspect_endpoint(model: &Model, e: &Endpoint) -> Value {
