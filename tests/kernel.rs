@@ -269,7 +269,7 @@ fn seed_is_built_as_the_script_says_and_packets_flow() {
 
         let hosts = std::fs::read_to_string(env.etc.join("A/hosts")).unwrap();
         assert!(
-            hosts.contains("10.1.0.2\tA\n") && hosts.contains("10.1.0.2\tdb\n"),
+            hosts.contains("10.1.0.2\tA db\n") && hosts.contains("10.1.0.3\tB\n"),
             "{hosts}"
         );
 
@@ -626,5 +626,55 @@ fn sigterm_during_an_apply_rolls_it_back() {
         assert_eq!(env.state_json(), None);
         let log = env.cnm_ok(&["log"]);
         assert!(log.contains("rolled back: interrupted"), "{log}");
+    });
+}
+
+/// The first address the sandbox's hosts file gives NAME (`getent -s files hosts`: no
+/// DNS server to wait for), if any.
+fn resolve(env: &Env, sandbox: &str, name: &str) -> Option<String> {
+    let out = env.cnm(&["exec", sandbox, "--", "getent", "-s", "files", "hosts", name]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    out.status
+        .success()
+        .then(|| text.split_whitespace().next().unwrap().to_string())
+}
+
+#[test]
+fn hosts_files_let_sandboxes_resolve_each_other_by_name() {
+    in_namespaces("hosts_files_let_sandboxes_resolve_each_other_by_name", |env| {
+        let script = "/run/cnm-test/trio.cnm";
+        std::fs::write(
+            script,
+            "network net subnet 10.9.0.0/24\n\
+             sandbox A mode none\nsandbox B mode none\nsandbox C mode none\n\
+             connect A to net\nconnect B to net alias db\nconnect C to net\n",
+        )
+        .unwrap();
+        env.cnm_ok(&["apply", script]);
+        assert_eq!(resolve(env, "A", "B").as_deref(), Some("10.9.0.3"));
+        assert_eq!(resolve(env, "A", "db").as_deref(), Some("10.9.0.3"));
+        assert_eq!(resolve(env, "B", "C").as_deref(), Some("10.9.0.4"));
+        assert_eq!(resolve(env, "C", "A").as_deref(), Some("10.9.0.2"));
+        let ping = env.cnm(&["exec", "A", "--", "ping", "-c1", "-W1", "B"]);
+        assert!(
+            ping.status.success(),
+            "A pings B by name: {}",
+            String::from_utf8_lossy(&ping.stderr)
+        );
+
+        // A peer that stops leaves the others' files; when it starts, it is back.
+        std::fs::write(script, "stop C\n").unwrap();
+        env.cnm_ok(&["apply", script]);
+        assert_eq!(resolve(env, "A", "C"), None);
+        assert_eq!(resolve(env, "A", "B").as_deref(), Some("10.9.0.3"));
+        std::fs::write(script, "start C\n").unwrap();
+        env.cnm_ok(&["apply", script]);
+        assert_eq!(resolve(env, "A", "C").as_deref(), Some("10.9.0.4"));
+
+        // A peer that goes for good leaves them too.
+        std::fs::write(script, "remove sandbox B\n").unwrap();
+        env.cnm_ok(&["apply", script]);
+        assert_eq!(resolve(env, "A", "B"), None);
+        assert_eq!(resolve(env, "A", "db"), None);
     });
 }
