@@ -385,3 +385,31 @@ fn show_lists_no_host_end_for_macvlan_endpoints() {
     let endpoint: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(endpoint[0]["HostInterface"], serde_json::Value::Null);
 }
+
+#[test]
+fn show_lists_ipv6_subnets_and_addresses() {
+    let state = StateDir::new("show-ipv6");
+    commit_script(
+        &state,
+        &std::fs::read_to_string(scripts().join("dual-stack.cnm")).unwrap(),
+    );
+    let text = stdout(&cnm(&state, &["show"]));
+    // NETWORK DRIVER SUBNET… GATEWAY…
+    assert_eq!(
+        show_row(&text, "lab")[2..6],
+        ["10.6.0.0/24", "fd06::/64", "10.6.0.1", "fd06::1"],
+        "{text}"
+    );
+    // SANDBOX MODE STATUS NETNS INTERFACES
+    assert_eq!(
+        show_row(&text, "B")[4..],
+        ["eth0", "10.6.0.3", "fd06::3", "(lab)"],
+        "{text}"
+    );
+    // ENDPOINT NETWORK SANDBOX INTERFACE ADDRESS…
+    assert_eq!(
+        show_row(&text, "B.lab")[4..6],
+        ["10.6.0.3/24", "fd06::3/64"],
+        "{text}"
+    );
+}

@@ -678,3 +678,43 @@ fn hosts_files_let_sandboxes_resolve_each_other_by_name() {
         assert_eq!(resolve(env, "A", "db"), None);
     });
 }
+
+#[test]
+fn dual_stack_sandboxes_route_and_ping_over_ipv6() {
+    in_namespaces("dual_stack_sandboxes_route_and_ping_over_ipv6", |env| {
+        env.cnm_ok(&["apply", "scripts/dual-stack.cnm"]);
+        for (sandbox, address) in [("A", "fd06::2"), ("B", "fd06::3")] {
+            let routes = ip_json(&["-6", "-n", sandbox, "route", "show", "default"]);
+            assert_eq!(routes.as_array().unwrap().len(), 1, "{routes}");
+            assert_eq!(routes[0]["gateway"], "fd06::1", "{routes}");
+            assert_eq!(routes[0]["dev"], "eth0", "{routes}");
+            let addr = ip_json(&["-6", "-n", sandbox, "addr", "show", "dev", "eth0"]);
+            let local: Vec<&str> = addr[0]["addr_info"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["local"].as_str().unwrap())
+                .collect();
+            assert!(local.contains(&address), "{addr}");
+        }
+        // The IPv4 default route is still there beside it.
+        let routes = ip_json(&["-n", "A", "route", "show", "default"]);
+        assert_eq!(routes[0]["gateway"], "10.6.0.1");
+
+        let ping = |args: &[&str]| {
+            let mut all = vec!["exec", "A", "--", "ping", "-6", "-c1", "-W1"];
+            all.extend(args);
+            let out = env.cnm(&all);
+            assert!(
+                out.status.success(),
+                "ping {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ping(&["fd06::3"]);
+        ping(&["fd06::1"]);
+        // By name, through the IPv6 line of the hosts file.
+        ping(&["b6"]);
+    });
+}

@@ -168,3 +168,17 @@ fn hosts_files_list_the_running_peers_by_name() {
     assert!(hosts["B"].contains("10.2.0.50\tC web\n"), "{}", hosts["B"]);
     assert!(hosts["C"].contains("10.2.0.1\tB\n"), "{}", hosts["C"]);
 }
+
+/// On a dual-stack network each address has its line, IPv6 too.
+#[test]
+fn hosts_files_carry_ipv6_entries() {
+    let script =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dual-stack.cnm"))
+            .unwrap();
+    let (_, plan) = plan_of(&script, &Model::empty());
+    assert_eq!(
+        hosts_written(&plan)["A"],
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         10.6.0.2\tA\nfd06::2\tA\n10.6.0.3\tB b6\nfd06::3\tB b6\n"
+    );
+}

@@ -56,11 +56,17 @@ pub fn show(settings: &Settings) -> Result<ExitCode, Failure> {
         .map(String::from)
         .collect::<Vec<_>>()];
         for n in model.networks.values() {
+            // A dual-stack network: both subnets, both gateways.
+            let (mut subnet, mut gateway) = (n.subnet.to_string(), n.gateway.to_string());
+            if let Some(v6) = n.ipv6 {
+                subnet.push_str(&format!(" {}", v6.subnet));
+                gateway.push_str(&format!(" {}", v6.gateway));
+            }
             rows.push(vec![
                 n.name.clone(),
                 n.driver.to_string(),
-                n.subnet.to_string(),
-                n.gateway.to_string(),
+                subnet,
+                gateway,
                 n.bridge.clone().or_else(|| n.parent.clone()).unwrap_or_default(),
                 n.mtu.to_string(),
                 model.endpoints_on(&n.name).count().to_string(),
@@ -79,7 +85,15 @@ pub fn show(settings: &Settings) -> Result<ExitCode, Failure> {
                 .endpoints
                 .values()
                 .filter(|e| e.sandbox.as_deref() == Some(&s.name))
-                .map(|e| format!("{} {} ({})", e.ifname.as_deref().unwrap_or("-"), e.ip, e.network))
+                .map(|e| {
+                    let v6 = e.ipv6.map(|ip| format!(" {ip}")).unwrap_or_default();
+                    format!(
+                        "{} {}{v6} ({})",
+                        e.ifname.as_deref().unwrap_or("-"),
+                        e.ip,
+                        e.network
+                    )
+                })
                 .collect();
             rows.push(vec![
                 s.name.clone(),
@@ -107,13 +121,17 @@ pub fn show(settings: &Settings) -> Result<ExitCode, Failure> {
         .map(String::from)
         .collect::<Vec<_>>()];
         for e in model.endpoints.values() {
-            let prefix = model.networks[&e.network].subnet.prefix();
+            let network = &model.networks[&e.network];
+            let mut address = cidr(e.ip, network.subnet.prefix());
+            if let (Some(ip), Some(v6)) = (e.ipv6, network.ipv6) {
+                address.push_str(&format!(" {}", cidr(ip, v6.subnet.prefix())));
+            }
             rows.push(vec![
                 e.name.clone(),
                 e.network.clone(),
                 e.sandbox.clone().unwrap_or_else(|| "-".into()),
                 e.ifname.clone().unwrap_or_else(|| "-".into()),
-                format!("{}/{prefix}", e.ip),
+                address,
                 e.mac.clone(),
                 host_end(&model, e).unwrap_or("-").to_string(),
                 e.aliases.join(" "),

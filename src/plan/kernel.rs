@@ -2,6 +2,7 @@
 //! operations that create it from nothing, and the files its sandbox shows in `/etc`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
@@ -138,23 +139,29 @@ impl<'m> Kernel<'m> {
             netns: Some(netns.clone()),
             link: ifname.clone(),
         });
-        if let Some(route) = self.default_route(endpoint) {
-            ops.push(route);
-        }
+        ops.extend(self.default_routes(endpoint));
         ops
     }
 
-    /// The default route an endpoint carries for its sandbox, if it carries it.
-    pub fn default_route(&self, endpoint: &Endpoint) -> Option<Op> {
-        if !endpoint.default_route {
-            return None;
-        }
-        let netns = self.live_netns(endpoint.sandbox.as_deref()?)?;
-        Some(Op::AddRoute {
-            netns: netns.to_string(),
-            gateway: self.model.networks[&endpoint.network].gateway.into(),
-            link: endpoint.ifname.clone()?,
-        })
+    /// The default routes an endpoint carries for its sandbox, if it carries them: via
+    /// its network's gateway, and via its IPv6 gateway on a dual-stack network.
+    pub fn default_routes(&self, endpoint: &Endpoint) -> Vec<Op> {
+        let (Some(sandbox), Some(link)) = (endpoint.sandbox.as_deref(), &endpoint.ifname) else {
+            return Vec::new();
+        };
+        let Some(netns) = self.live_netns(sandbox).filter(|_| endpoint.default_route) else {
+            return Vec::new();
+        };
+        let network = &self.model.networks[&endpoint.network];
+        let v6 = network.ipv6.filter(|_| endpoint.ipv6.is_some());
+        std::iter::once(IpAddr::V4(network.gateway))
+            .chain(v6.map(|v6| IpAddr::V6(v6.gateway)))
+            .map(|gateway| Op::AddRoute {
+                netns: netns.to_string(),
+                gateway,
+                link: link.clone(),
+            })
+            .collect()
     }
 
     /// The files of a running sandbox with a namespace of its own.
@@ -223,14 +230,18 @@ fn is_live(model: &Model, endpoint: &Endpoint) -> bool {
     endpoint.ifname.is_some() && sandbox.is_some_and(|s| s.is_running() && s.netns().is_some())
 }
 
-/// An endpoint's lines of a hosts file: `IP\tNAME ALIAS…`.
+/// An endpoint's lines of a hosts file, one per address: `IP\tNAME ALIAS…`.
 fn hosts_lines(endpoint: &Endpoint, name: &str) -> String {
     let mut names = name.to_string();
     for alias in &endpoint.aliases {
         names.push(' ');
         names.push_str(alias);
     }
-    format!("{}\t{names}\n", endpoint.ip)
+    let mut lines = format!("{}\t{names}\n", endpoint.ip);
+    if let Some(ip) = endpoint.ipv6 {
+        lines.push_str(&format!("{ip}\t{names}\n"));
+    }
+    lines
 }
 
 fn v4(ip: std::net::Ipv4Addr, subnet: Ipv4Network) -> IpNetwork {

@@ -123,7 +123,7 @@ fn hosts_causes<'m>(before: &Kernel<'m>, after: &Kernel<'m>, causes: &Causes) ->
     first
 }
 
-/// An endpoint's ops but its default route, which can change on its own.
+/// An endpoint's ops but its default routes, which can change on their own.
 fn without_route(ops: &[Op]) -> Vec<&Op> {
     ops.iter()
         .filter(|op| !matches!(op, Op::AddRoute { .. }))
@@ -222,11 +222,10 @@ impl Planner<'_, '_> {
             let new_ops = self.desired_endpoint_ops(&old.name);
             let cause = self.endpoint_cause(old);
             if without_route(&old_ops) == without_route(&new_ops) {
-                if let (Some(route), None) = (
-                    before.default_route(old),
-                    new_ops.iter().find(|op| matches!(op, Op::AddRoute { .. })),
-                ) {
-                    self.step(route.inverse(), vec![route], cause);
+                for route in before.default_routes(old) {
+                    if !new_ops.contains(&route) {
+                        self.step(route.inverse(), vec![route], cause);
+                    }
                 }
                 continue;
             }
@@ -339,11 +338,10 @@ impl Planner<'_, '_> {
             let recreated = new.sandbox.as_deref().is_some_and(|s| self.netns_dies(s));
             if without_route(&new_ops) != without_route(&old_ops) || recreated {
                 self.create(new_ops, cause);
-            } else if let (Some(route), false) = (
-                after.default_route(new),
-                old_ops.iter().any(|op| matches!(op, Op::AddRoute { .. })),
-            ) {
-                self.create(vec![route], cause);
+            } else {
+                let mut routes = after.default_routes(new);
+                routes.retain(|route| !old_ops.contains(route));
+                self.create(routes, cause);
             }
         }
         for new in after.model.sandboxes.values() {

@@ -79,7 +79,8 @@ pub enum Op {
         link: String,
         address: IpNetwork,
     },
-    /// The default route of a namespace, through a gateway.
+    /// A default route of a namespace, through a gateway: IPv4 or IPv6, as the
+    /// gateway is.
     AddRoute {
         netns: String,
         gateway: IpAddr,
@@ -162,6 +163,15 @@ impl Op {
     }
 }
 
+/// ` -6` for an IPv6 route, as `ip` wants it said.
+fn family(gateway: &IpAddr) -> &'static str {
+    if gateway.is_ipv6() {
+        " -6"
+    } else {
+        ""
+    }
+}
+
 /// `ip -n NETNS ` or `ip `.
 fn ip(netns: &Option<String>) -> String {
     match netns {
@@ -213,10 +223,10 @@ impl fmt::Display for Command<'_> {
             Op::AddAddress { netns, link, address } => write!(f, "{}addr add {address} dev {link}", ip(netns)),
             Op::DelAddress { netns, link, address } => write!(f, "{}addr del {address} dev {link}", ip(netns)),
             Op::AddRoute { netns, gateway, link } => {
-                write!(f, "ip -n {netns} route add default via {gateway} dev {link}")
+                write!(f, "ip{} -n {netns} route add default via {gateway} dev {link}", family(gateway))
             }
             Op::DelRoute { netns, gateway, link } => {
-                write!(f, "ip -n {netns} route del default via {gateway} dev {link}")
+                write!(f, "ip{} -n {netns} route del default via {gateway} dev {link}", family(gateway))
             }
             Op::WriteFile { netns, file: name, content } => write!(
                 f,
