@@ -413,3 +413,10 @@ fn show_lists_ipv6_subnets_and_addresses() {
         "{text}"
     );
 }
+
+#[test]
+fn exec_help_says_what_a_scripts_hostname_does() {
+    let text = stdout(&Command::new(CNM).args(["exec", "--help"]).output().unwrap());
+    assert!(text.contains("no UTS namespace"), "{text}");
+    assert!(text.contains("`hostname H` only names"), "{text}");
+}

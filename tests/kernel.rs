@@ -718,3 +718,20 @@ fn dual_stack_sandboxes_route_and_ping_over_ipv6() {
         ping(&["b6"]);
     });
 }
+
+/// `hostname H` names the sandbox's own addresses in its hosts file, and nothing more.
+#[test]
+fn a_sandbox_hostname_is_a_hosts_entry_not_a_uts_name() {
+    in_namespaces("a_sandbox_hostname_is_a_hosts_entry_not_a_uts_name", |env| {
+        let script = "/run/cnm-test/hostname.cnm";
+        std::fs::write(
+            script,
+            "network net subnet 10.9.0.0/24\nsandbox A mode none hostname app.internal\nconnect A to net\n",
+        )
+        .unwrap();
+        env.cnm_ok(&["apply", script]);
+        assert_eq!(resolve(env, "A", "app.internal").as_deref(), Some("10.9.0.2"));
+        let inside = env.cnm_ok(&["exec", "A", "--", "hostname"]);
+        assert_eq!(inside, run("hostname", &[]), "no UTS namespace of its own");
+    });
+}

@@ -172,7 +172,9 @@ enum Command {
     /// Run a command inside a sandbox's namespace, with its /etc/netns files.
     ///
     /// Like `ip netns exec`: the command sees the sandbox's interfaces, routes, hosts
-    /// and resolv.conf. Its exit status becomes cnm's.
+    /// and resolv.conf. Its exit status becomes cnm's. A sandbox has no UTS namespace:
+    /// `hostname` prints the host's name; a script's `hostname H` only names the
+    /// sandbox's own addresses in its hosts file.
     Exec {
         /// The sandbox.
         sandbox: String,
