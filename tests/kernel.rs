@@ -735,3 +735,32 @@ fn a_sandbox_hostname_is_a_hosts_entry_not_a_uts_name() {
         assert_eq!(inside, run("hostname", &[]), "no UTS namespace of its own");
     });
 }
+
+/// The isolated namespace's loopback is up, so host-mode sandboxes there reach 127.0.0.1.
+#[test]
+fn isolated_loopback_is_up() {
+    let dir = std::env::temp_dir().join(format!("cnm-isolated-lo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("host.cnm");
+    std::fs::write(&script, "sandbox tools mode host\n").unwrap();
+    let out = Command::new(CNM)
+        .args(["--isolated", "shell", "--", "sh", "-c"])
+        .arg(format!(
+            "ip -j link show lo && {CNM} apply {} >/dev/null && \
+             {CNM} exec tools -- ping -c1 -W1 127.0.0.1 >/dev/null && echo pinged",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lo: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let flags = lo[0]["flags"].as_array().unwrap();
+    assert!(flags.iter().any(|f| f == "UP"), "{lo}");
+    assert!(text.ends_with("pinged\n"), "{text}");
+}
