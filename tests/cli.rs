@@ -420,3 +420,76 @@ fn exec_help_says_what_a_scripts_hostname_does() {
     assert!(text.contains("no UTS namespace"), "{text}");
     assert!(text.contains("`hostname H` only names"), "{text}");
 }
+
+/// The source of every ```cnm block of README.md.
+fn readme_cnm_blocks() -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```cnm") => current = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(current.is_none(), "README.md has an unclosed ```cnm block");
+    blocks
+}
+
+/// Every ```cnm block of README.md checks as one script, from the repository's root
+/// (where its `include`s resolve).
+#[test]
+fn readme_cnm_blocks_check() {
+    let blocks = readme_cnm_blocks();
+    assert!(!blocks.is_empty(), "README.md has no ```cnm block");
+    for block in blocks {
+        let state = StateDir::new("readme");
+        let mut child = Command::new(CNM)
+            .args(["--state-dir", state.0.to_str().unwrap(), "check", "-"])
+            .env_remove("CNM_STATE_DIR")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(block.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "a README block does not check:\n{block}\n{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// `cnm check` passes every example script, each on its own.
+#[test]
+fn every_example_script_checks() {
+    let state = StateDir::new("examples");
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(scripts())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 3, "{scripts:?}");
+    for script in scripts {
+        let out = cnm(&state, &["check", script.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            script.display(),
+            stderr(&out)
+        );
+    }
+}
