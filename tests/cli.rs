@@ -493,3 +493,22 @@ fn every_example_script_checks() {
         );
     }
 }
+
+/// Usage errors exit 2, as documented in --help and README.
+#[test]
+fn usage_errors_exit_two() {
+    let state = StateDir::new("usage");
+    for args in [
+        &["plan", "--no-such-flag", "scripts/seed.cnm"][..],
+        &["plan"],
+        &["frobnicate"],
+        &["--lock-timeout", "soon", "show"],
+    ] {
+        let out = cnm(&state, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with("error:"), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+    }
+    let help = stdout(&Command::new(CNM).arg("--help").output().unwrap());
+    assert!(help.contains("2 a usage error"), "{help}");
+}

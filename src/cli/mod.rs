@@ -45,8 +45,9 @@ Examples:
                                         the same, as any user, in a throwaway namespace
 
 Exit status: 0 success; 1 errors in a script, its files, the state or the kernel \
-(after rolling back); 2 (plan --detailed-exitcode only) the plan has changes. `cnm exec` \
-exits with its command's status.";
+(after rolling back); 2 a usage error (an unknown command or flag, a missing or bad \
+argument: nothing was run), or with plan --detailed-exitcode, the plan has changes. \
+`cnm exec` exits with its command's status.";
 
 #[derive(Debug, Parser)]
 #[command(name = "cnm", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
