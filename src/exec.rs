@@ -37,8 +37,12 @@ impl Undone {
         self.refused.is_empty()
     }
 
-    pub fn error_lines(&self) -> Vec<String> {
-        self.refused.iter().map(|(op, e)| format!("{op}: {e}")).collect()
+    /// Each refused operation in iproute2's words (its files under `etc_dir`), and why.
+    pub fn error_lines(&self, etc_dir: &std::path::Path) -> Vec<String> {
+        self.refused
+            .iter()
+            .map(|(op, e)| format!("{}: {e}", op.command(etc_dir)))
+            .collect()
     }
 
     /// The refused operations, to run again later, in order.
@@ -175,7 +179,7 @@ pub fn undo<'a>(lists: impl Iterator<Item = &'a [Op]>, backend: &mut dyn Backend
 /// A kernel refusal in words that name the object and where it lives.
 pub fn describe(op: &Op, error: &KernelError) -> String {
     match (error.errno, op) {
-        (Some(libc::ENODEV), op) => format!("an interface it needs is missing ({}): {op}", error.message),
+        (Some(libc::ENODEV), _) => format!("an interface it needs is missing: {}", error.message),
         (Some(libc::ENOENT), Op::AddVeth { netns, .. } | Op::AddMacvlan { netns, .. }) => {
             format!("the namespace of sandbox {netns} is gone (deleted outside cnm?)")
         }

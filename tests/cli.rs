@@ -291,3 +291,224 @@ fn dry_run_simulates_the_transaction_and_changes_nothing() {
         "nothing written to the state directory"
     );
 }
+
+#[test]
+fn plans_and_progress_name_the_files_under_the_etc_dir() {
+    let state = StateDir::new("etc-dir");
+    let etc = state.0.join("etc");
+    let etc_dir = etc.to_str().unwrap();
+    let out = cnm(&state, &["--etc-dir", etc_dir, "plan", "scripts/seed.cnm"]);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("write {etc_dir}/A/hosts (")), "{text}");
+    assert!(!text.contains("/etc/netns"), "{text}");
+
+    let out = cnm(
+        &state,
+        &["--etc-dir", etc_dir, "plan", "--json", "scripts/seed.cnm"],
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let write = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["op"] == "write_file")
+        .unwrap();
+    assert!(
+        write["command"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("write {etc_dir}/A/hosts")),
+        "{write}"
+    );
+    assert_eq!(
+        write["undo"][0]["command"],
+        format!("rm {etc_dir}/A/hosts"),
+        "{write}"
+    );
+    // The operation itself is the same whatever the directory.
+    assert_eq!((&write["netns"], &write["file"]), (&"A".into(), &"hosts".into()));
+
+    let out = cnm(
+        &state,
+        &["--etc-dir", etc_dir, "apply", "--dry-run", "scripts/seed.cnm"],
+    );
+    let progress = stderr(&out);
+    assert!(
+        progress.contains(&format!("] write {etc_dir}/A/hosts (")),
+        "{progress}"
+    );
+    assert!(!progress.contains("/etc/netns"), "{progress}");
+}
+
+/// Writes the state `script` produces from nothing into `state`; returns the model.
+fn commit_script(state: &StateDir, script: &str) -> cnm::model::Model {
+    let mut sources = cnm::syntax::Sources::default();
+    let id = sources.add("script.cnm", script);
+    let (checked, _) = cnm::plan_scripts(&mut sources, &[id], &cnm::model::Model::empty()).unwrap();
+    std::fs::write(state.0.join("state.json"), cnm::state::to_json(&checked.model)).unwrap();
+    checked.model
+}
+
+/// The cells of the `show` row that starts with `name`.
+fn show_row(text: &str, name: &str) -> Vec<String> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row {name}:\n{text}"))
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn show_lists_no_host_end_for_macvlan_endpoints() {
+    let state = StateDir::new("show-macvlan");
+    let model = commit_script(
+        &state,
+        "network lan driver macvlan parent eth0 subnet 10.5.0.0/24\n\
+         network apps subnet 10.3.0.0/24\n\
+         sandbox m mode none\n\
+         connect m to lan\n\
+         connect m to apps\n",
+    );
+    let out = cnm(&state, &["show"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    // ENDPOINT NETWORK SANDBOX INTERFACE ADDRESS MAC HOST-END
+    assert_eq!(show_row(&text, "m.lan")[6], "-", "{text}");
+    assert_eq!(
+        show_row(&text, "m.apps")[6],
+        model.endpoints["m.apps"].host_ifname,
+        "{text}"
+    );
+
+    let out = cnm(&state, &["inspect", "m.lan"]);
+    let endpoint: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(endpoint[0]["HostInterface"], serde_json::Value::Null);
+}
+
+#[test]
+fn show_lists_ipv6_subnets_and_addresses() {
+    let state = StateDir::new("show-ipv6");
+    commit_script(
+        &state,
+        &std::fs::read_to_string(scripts().join("dual-stack.cnm")).unwrap(),
+    );
+    let text = stdout(&cnm(&state, &["show"]));
+    // NETWORK DRIVER SUBNET… GATEWAY…
+    assert_eq!(
+        show_row(&text, "lab")[2..6],
+        ["10.6.0.0/24", "fd06::/64", "10.6.0.1", "fd06::1"],
+        "{text}"
+    );
+    // SANDBOX MODE STATUS NETNS INTERFACES
+    assert_eq!(
+        show_row(&text, "B")[4..],
+        ["eth0", "10.6.0.3", "fd06::3", "(lab)"],
+        "{text}"
+    );
+    // ENDPOINT NETWORK SANDBOX INTERFACE ADDRESS…
+    assert_eq!(
+        show_row(&text, "B.lab")[4..6],
+        ["10.6.0.3/24", "fd06::3/64"],
+        "{text}"
+    );
+}
+
+#[test]
+fn exec_help_says_what_a_scripts_hostname_does() {
+    let text = stdout(&Command::new(CNM).args(["exec", "--help"]).output().unwrap());
+    assert!(text.contains("no UTS namespace"), "{text}");
+    assert!(text.contains("`hostname H` only names"), "{text}");
+}
+
+/// The source of every ```cnm block of README.md.
+fn readme_cnm_blocks() -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```cnm") => current = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(current.is_none(), "README.md has an unclosed ```cnm block");
+    blocks
+}
+
+/// Every ```cnm block of README.md checks as one script, from the repository's root
+/// (where its `include`s resolve).
+#[test]
+fn readme_cnm_blocks_check() {
+    let blocks = readme_cnm_blocks();
+    assert!(!blocks.is_empty(), "README.md has no ```cnm block");
+    for block in blocks {
+        let state = StateDir::new("readme");
+        let mut child = Command::new(CNM)
+            .args(["--state-dir", state.0.to_str().unwrap(), "check", "-"])
+            .env_remove("CNM_STATE_DIR")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(block.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "a README block does not check:\n{block}\n{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// `cnm check` passes every example script, each on its own.
+#[test]
+fn every_example_script_checks() {
+    let state = StateDir::new("examples");
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(scripts())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 3, "{scripts:?}");
+    for script in scripts {
+        let out = cnm(&state, &["check", script.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            script.display(),
+            stderr(&out)
+        );
+    }
+}
+
+/// Usage errors exit 2, as documented in --help and README.
+#[test]
+fn usage_errors_exit_two() {
+    let state = StateDir::new("usage");
+    for args in [
+        &["plan", "--no-such-flag", "scripts/seed.cnm"][..],
+        &["plan"],
+        &["frobnicate"],
+        &["--lock-timeout", "soon", "show"],
+    ] {
+        let out = cnm(&state, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with("error:"), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+    }
+    let help = stdout(&Command::new(CNM).arg("--help").output().unwrap());
+    assert!(help.contains("2 a usage error"), "{help}");
+}

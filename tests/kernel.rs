@@ -269,7 +269,7 @@ fn seed_is_built_as_the_script_says_and_packets_flow() {
 
         let hosts = std::fs::read_to_string(env.etc.join("A/hosts")).unwrap();
         assert!(
-            hosts.contains("10.1.0.2\tA\n") && hosts.contains("10.1.0.2\tdb\n"),
+            hosts.contains("10.1.0.2\tA db\n") && hosts.contains("10.1.0.3\tB\n"),
             "{hosts}"
         );
 
@@ -627,4 +627,140 @@ fn sigterm_during_an_apply_rolls_it_back() {
         let log = env.cnm_ok(&["log"]);
         assert!(log.contains("rolled back: interrupted"), "{log}");
     });
+}
+
+/// The first address the sandbox's hosts file gives NAME (`getent -s files hosts`: no
+/// DNS server to wait for), if any.
+fn resolve(env: &Env, sandbox: &str, name: &str) -> Option<String> {
+    let out = env.cnm(&["exec", sandbox, "--", "getent", "-s", "files", "hosts", name]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    out.status
+        .success()
+        .then(|| text.split_whitespace().next().unwrap().to_string())
+}
+
+#[test]
+fn hosts_files_let_sandboxes_resolve_each_other_by_name() {
+    in_namespaces("hosts_files_let_sandboxes_resolve_each_other_by_name", |env| {
+        let script = "/run/cnm-test/trio.cnm";
+        std::fs::write(
+            script,
+            "network net subnet 10.9.0.0/24\n\
+             sandbox A mode none\nsandbox B mode none\nsandbox C mode none\n\
+             connect A to net\nconnect B to net alias db\nconnect C to net\n",
+        )
+        .unwrap();
+        env.cnm_ok(&["apply", script]);
+        assert_eq!(resolve(env, "A", "B").as_deref(), Some("10.9.0.3"));
+        assert_eq!(resolve(env, "A", "db").as_deref(), Some("10.9.0.3"));
+        assert_eq!(resolve(env, "B", "C").as_deref(), Some("10.9.0.4"));
+        assert_eq!(resolve(env, "C", "A").as_deref(), Some("10.9.0.2"));
+        let ping = env.cnm(&["exec", "A", "--", "ping", "-c1", "-W1", "B"]);
+        assert!(
+            ping.status.success(),
+            "A pings B by name: {}",
+            String::from_utf8_lossy(&ping.stderr)
+        );
+
+        // A peer that stops leaves the others' files; when it starts, it is back.
+        std::fs::write(script, "stop C\n").unwrap();
+        env.cnm_ok(&["apply", script]);
+        assert_eq!(resolve(env, "A", "C"), None);
+        assert_eq!(resolve(env, "A", "B").as_deref(), Some("10.9.0.3"));
+        std::fs::write(script, "start C\n").unwrap();
+        env.cnm_ok(&["apply", script]);
+        assert_eq!(resolve(env, "A", "C").as_deref(), Some("10.9.0.4"));
+
+        // A peer that goes for good leaves them too.
+        std::fs::write(script, "remove sandbox B\n").unwrap();
+        env.cnm_ok(&["apply", script]);
+        assert_eq!(resolve(env, "A", "B"), None);
+        assert_eq!(resolve(env, "A", "db"), None);
+    });
+}
+
+#[test]
+fn dual_stack_sandboxes_route_and_ping_over_ipv6() {
+    in_namespaces("dual_stack_sandboxes_route_and_ping_over_ipv6", |env| {
+        env.cnm_ok(&["apply", "scripts/dual-stack.cnm"]);
+        for (sandbox, address) in [("A", "fd06::2"), ("B", "fd06::3")] {
+            let routes = ip_json(&["-6", "-n", sandbox, "route", "show", "default"]);
+            assert_eq!(routes.as_array().unwrap().len(), 1, "{routes}");
+            assert_eq!(routes[0]["gateway"], "fd06::1", "{routes}");
+            assert_eq!(routes[0]["dev"], "eth0", "{routes}");
+            let addr = ip_json(&["-6", "-n", sandbox, "addr", "show", "dev", "eth0"]);
+            let local: Vec<&str> = addr[0]["addr_info"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["local"].as_str().unwrap())
+                .collect();
+            assert!(local.contains(&address), "{addr}");
+        }
+        // The IPv4 default route is still there beside it.
+        let routes = ip_json(&["-n", "A", "route", "show", "default"]);
+        assert_eq!(routes[0]["gateway"], "10.6.0.1");
+
+        let ping = |args: &[&str]| {
+            let mut all = vec!["exec", "A", "--", "ping", "-6", "-c1", "-W1"];
+            all.extend(args);
+            let out = env.cnm(&all);
+            assert!(
+                out.status.success(),
+                "ping {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ping(&["fd06::3"]);
+        ping(&["fd06::1"]);
+        // By name, through the IPv6 line of the hosts file.
+        ping(&["b6"]);
+    });
+}
+
+/// `hostname H` names the sandbox's own addresses in its hosts file, and nothing more.
+#[test]
+fn a_sandbox_hostname_is_a_hosts_entry_not_a_uts_name() {
+    in_namespaces("a_sandbox_hostname_is_a_hosts_entry_not_a_uts_name", |env| {
+        let script = "/run/cnm-test/hostname.cnm";
+        std::fs::write(
+            script,
+            "network net subnet 10.9.0.0/24\nsandbox A mode none hostname app.internal\nconnect A to net\n",
+        )
+        .unwrap();
+        env.cnm_ok(&["apply", script]);
+        assert_eq!(resolve(env, "A", "app.internal").as_deref(), Some("10.9.0.2"));
+        let inside = env.cnm_ok(&["exec", "A", "--", "hostname"]);
+        assert_eq!(inside, run("hostname", &[]), "no UTS namespace of its own");
+    });
+}
+
+/// The isolated namespace's loopback is up, so host-mode sandboxes there reach 127.0.0.1.
+#[test]
+fn isolated_loopback_is_up() {
+    let dir = std::env::temp_dir().join(format!("cnm-isolated-lo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("host.cnm");
+    std::fs::write(&script, "sandbox tools mode host\n").unwrap();
+    let out = Command::new(CNM)
+        .args(["--isolated", "shell", "--", "sh", "-c"])
+        .arg(format!(
+            "ip -j link show lo && {CNM} apply {} >/dev/null && \
+             {CNM} exec tools -- ping -c1 -W1 127.0.0.1 >/dev/null && echo pinged",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lo: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let flags = lo[0]["flags"].as_array().unwrap();
+    assert!(flags.iter().any(|f| f == "UP"), "{lo}");
+    assert!(text.ends_with("pinged\n"), "{text}");
 }

@@ -80,7 +80,7 @@ fn backend() -> NetlinkBackend {
 fn apply(kernel: &mut NetlinkBackend, ops: &[Op]) {
     for op in ops {
         if let Err(error) = kernel.apply(op) {
-            panic!("{op}: {error} (errno {:?})", error.errno);
+            panic!("{op:?}: {error} (errno {:?})", error.errno);
         }
     }
 }

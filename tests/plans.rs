@@ -16,7 +16,12 @@ fn plan_text(dir: &Path, committed: &Model) -> String {
     let mut sources = Sources::default();
     let id = sources.add("script.cnm", script);
     match cnm::plan_scripts(&mut sources, &[id], committed) {
-        Ok((_, plan)) => anstream::adapter::strip_str(&cnm::plan::render::human(&plan, &sources)).to_string(),
+        Ok((_, plan)) => anstream::adapter::strip_str(&cnm::plan::render::human(
+            &plan,
+            &sources,
+            Path::new(cnm::plan::op::DEFAULT_ETC_DIR),
+        ))
+        .to_string(),
         Err(diagnostics) => panic!(
             "{} does not check:\n{}",
             dir.display(),
@@ -103,4 +108,77 @@ fn example_scripts_are_idempotent() {
         );
         assert_eq!(again.model, checked.model);
     }
+}
+
+/// The content of each hosts file a plan writes, by sandbox.
+fn hosts_written(plan: &cnm::plan::Plan) -> std::collections::BTreeMap<String, String> {
+    plan.steps
+        .iter()
+        .filter_map(|step| match &step.op {
+            cnm::plan::Op::WriteFile {
+                netns,
+                file: cnm::plan::EtcFile::Hosts,
+                content,
+            } => Some((netns.clone(), content.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn plan_of(text: &str, committed: &Model) -> (Model, cnm::plan::Plan) {
+    let mut sources = Sources::default();
+    let id = sources.add("script.cnm", text);
+    let (checked, plan) = cnm::plan_scripts(&mut sources, &[id], committed).expect("checks");
+    (checked.model, plan)
+}
+
+/// Sandboxes on a shared network find each other by name: each hosts file lists its own
+/// addresses, then every running peer's, with names and aliases; peers' files follow
+/// when one stops or starts.
+#[test]
+fn hosts_files_list_the_running_peers_by_name() {
+    let seed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/seed.cnm")).unwrap();
+    let (seeded, plan) = plan_of(&seed, &Model::empty());
+    let hosts = hosts_written(&plan);
+    let localhost = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+    assert_eq!(hosts["A"], format!("{localhost}10.1.0.2\tA db\n10.1.0.3\tB\n"));
+    assert_eq!(
+        hosts["B"],
+        format!(
+            "{localhost}10.1.0.3\tB\n10.2.0.1\tB\n10.1.0.2\tA db\n\
+             10.2.0.50\tC web\n10.2.0.2\tweb1\n10.2.0.3\tweb2\n10.2.0.4\tweb3\n"
+        )
+    );
+    assert_eq!(
+        hosts["web1"],
+        format!(
+            "{localhost}172.30.0.2\tweb1\n10.2.0.2\tweb1\n172.30.0.3\tweb2\n172.30.0.4\tweb3\n\
+             10.2.0.1\tB\n10.2.0.50\tC web\n10.2.0.3\tweb2\n10.2.0.4\tweb3\n"
+        )
+    );
+
+    // C stops: it leaves its peers' files (and only theirs); starting it brings it back.
+    let (stopped, plan) = plan_of("stop C\n", &seeded);
+    let hosts = hosts_written(&plan);
+    assert_eq!(hosts.keys().collect::<Vec<_>>(), ["B", "web1", "web2", "web3"]);
+    assert!(!hosts["B"].contains("10.2.0.50"), "{}", hosts["B"]);
+    let (_, plan) = plan_of("start C\n", &stopped);
+    let hosts = hosts_written(&plan);
+    assert!(hosts["B"].contains("10.2.0.50\tC web\n"), "{}", hosts["B"]);
+    assert!(hosts["C"].contains("10.2.0.1\tB\n"), "{}", hosts["C"]);
+}
+
+/// On a dual-stack network each address has its line, IPv6 too.
+#[test]
+fn hosts_files_carry_ipv6_entries() {
+    let script =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dual-stack.cnm"))
+            .unwrap();
+    let (_, plan) = plan_of(&script, &Model::empty());
+    assert_eq!(
+        hosts_written(&plan)["A"],
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         10.6.0.2\tA\nfd06::2\tA\n10.6.0.3\tB b6\nfd06::3\tB b6\n"
+    );
 }

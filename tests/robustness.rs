@@ -15,13 +15,18 @@
 //! `PROPTEST_CASES=10000 cargo test --release --test robustness` digs deeper (~40 s).
 
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cnm::model::Model;
 use cnm::plan::render;
 use cnm::syntax::Sources;
 use proptest::prelude::*;
 use proptest::sample::select;
+
+/// The sandboxes' `/etc` directory plans name files under.
+fn etc() -> &'static Path {
+    Path::new(cnm::plan::op::DEFAULT_ETC_DIR)
+}
 
 /// Parses, checks and plans `text` against `committed`, renders whatever comes out, and
 /// returns the model and the plan when the script checks.
@@ -30,8 +35,8 @@ fn run(text: &str, committed: &Model) -> Option<(Model, cnm::plan::Plan)> {
     let id = sources.add("robustness.cnm", text);
     match cnm::plan_scripts(&mut sources, &[id], committed) {
         Ok((checked, plan)) => {
-            render::human(&plan, &sources);
-            render::json(&plan, &sources);
+            render::human(&plan, &sources, etc());
+            render::json(&plan, &sources, etc());
             Some((checked.model, plan))
         }
         Err(diagnostics) => {
@@ -47,7 +52,10 @@ fn rendered(text: &str, committed: &Model) -> (String, String) {
     let mut sources = Sources::default();
     let id = sources.add("robustness.cnm", text);
     match cnm::plan_scripts(&mut sources, &[id], committed) {
-        Ok((_, plan)) => (render::human(&plan, &sources), render::json(&plan, &sources)),
+        Ok((_, plan)) => (
+            render::human(&plan, &sources, etc()),
+            render::json(&plan, &sources, etc()),
+        ),
         Err(diagnostics) => panic!(
             "the script does not check:\n{text}\n{}",
             cnm::cli::render_diagnostics(&sources, &diagnostics, false, 100)

@@ -15,8 +15,9 @@ fuzz_target!(|text: &str| {
     let id = sources.add("fuzz.cnm", text);
     match cnm::plan_scripts(&mut sources, &[id], &Model::empty()) {
         Ok((_, plan)) => {
-            cnm::plan::render::human(&plan, &sources);
-            cnm::plan::render::json(&plan, &sources);
+            let etc = std::path::Path::new(cnm::plan::op::DEFAULT_ETC_DIR);
+            cnm::plan::render::human(&plan, &sources, etc);
+            cnm::plan::render::json(&plan, &sources, etc);
         }
         Err(diagnostics) => {
             assert!(!diagnostics.is_empty(), "a failed check must say why");

@@ -35,7 +35,7 @@ pub struct MemoryBackend {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Namespace {
     links: BTreeMap<String, Link>,
-    /// Default routes: (gateway, link).
+    /// Default routes, at most one per address family: (gateway, link).
     routes: BTreeSet<(IpAddr, String)>,
 }
 
@@ -283,7 +283,7 @@ impl MemoryBackend {
                     ));
                 }
                 let ns = self.namespace(netns)?;
-                if !ns.routes.is_empty() {
+                if ns.routes.iter().any(|(g, _)| g.is_ipv6() == gateway.is_ipv6()) {
                     return Err(exists("a default route".to_string()));
                 }
                 ns.routes.insert((*gateway, link.clone()));

@@ -93,6 +93,8 @@ impl Checker<'_> {
             return;
         };
         let Some(sandbox) = sandbox else { return };
+        // No cause is recorded: publishing calls for no kernel operation (yet), so the
+        // sandbox's operations stay with the statements that do.
         self.actions.push(Action::Publish {
             sandbox: sandbox.clone(),
             port,
@@ -101,7 +103,6 @@ impl Checker<'_> {
         let published = &mut self.model.sandboxes[&sandbox].published;
         if !published.contains(&port) {
             published.push(port);
-            self.causes.insert((ObjectKind::Sandbox, sandbox), span);
         }
     }
 

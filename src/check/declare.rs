@@ -269,7 +269,7 @@ impl Checker<'_> {
             mtu: mtu.unwrap_or(DEFAULT_MTU),
             internal: internal.unwrap_or(false),
         };
-        self.causes.insert((ObjectKind::Network, name.clone()), span);
+        self.causes.made(ObjectKind::Network, name.clone(), span);
         self.model.networks.insert(name, network);
     }
 
@@ -359,7 +359,7 @@ impl Checker<'_> {
             status: Status::Running,
             published: Vec::new(),
         };
-        self.causes.insert((ObjectKind::Sandbox, name.clone()), span);
+        self.causes.made(ObjectKind::Sandbox, name.clone(), span);
         self.model.sandboxes.insert(name.clone(), sandbox);
         if mode == Mode::Bridge {
             self.join_default_network(&name, span);
@@ -481,8 +481,7 @@ impl Checker<'_> {
                 mtu: DEFAULT_MTU,
                 internal: false,
             };
-            self.causes
-                .insert((ObjectKind::Network, DEFAULT_NETWORK.into()), span);
+            self.causes.made(ObjectKind::Network, DEFAULT_NETWORK, span);
             self.model.networks.insert(DEFAULT_NETWORK.into(), network);
         }
         self.connected
@@ -618,7 +617,7 @@ impl Checker<'_> {
         joined.ifname = Some(ifname);
         joined.default_route = default_route;
         self.joined.entry(sandbox).or_default().push(endpoint.clone());
-        self.causes.insert((ObjectKind::Endpoint, endpoint), span);
+        self.causes.made(ObjectKind::Endpoint, endpoint, span);
     }
 
     /// How an existing endpoint differs from the options a statement gives.
@@ -804,7 +803,7 @@ impl Checker<'_> {
                 .or_default()
                 .push(name.clone());
         }
-        self.causes.insert((ObjectKind::Endpoint, name.clone()), span);
+        self.causes.made(ObjectKind::Endpoint, name.clone(), span);
         self.model.endpoints.insert(name, endpoint);
     }
 

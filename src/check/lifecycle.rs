@@ -45,7 +45,7 @@ impl Checker<'_> {
     /// endpoint with a way out takes it over.
     fn drop_endpoint(&mut self, name: &str, span: Span) {
         let endpoint = self.model.endpoints.shift_remove(name).expect("a known endpoint");
-        self.causes.insert((ObjectKind::Endpoint, name.to_string()), span);
+        self.causes.changed(ObjectKind::Endpoint, name, span);
         self.declared.remove(&(ObjectKind::Endpoint, name.to_string()));
         let Some(sandbox) = endpoint.sandbox else { return };
         let joined = self
@@ -63,7 +63,7 @@ impl Checker<'_> {
                 .cloned();
             if let Some(heir) = heir {
                 self.model.endpoints[&heir].default_route = true;
-                self.causes.insert((ObjectKind::Endpoint, heir), span);
+                self.causes.changed(ObjectKind::Endpoint, heir, span);
             }
         }
     }
@@ -123,7 +123,7 @@ impl Checker<'_> {
                 }
                 for endpoint in self.joined.remove(&name).unwrap_or_default() {
                     self.model.endpoints.shift_remove(&endpoint);
-                    self.causes.insert((ObjectKind::Endpoint, endpoint), span);
+                    self.causes.changed(ObjectKind::Endpoint, endpoint, span);
                 }
                 self.connected.retain(|(sandbox, _), _| *sandbox != name);
                 self.model.sandboxes.shift_remove(&name);
@@ -142,7 +142,7 @@ impl Checker<'_> {
             }
         }
         self.declared.remove(&(kind, name.clone()));
-        self.causes.insert((kind, name), span);
+        self.causes.changed(kind, name, span);
     }
 
     pub(super) fn set_running(&mut self, span: Span, sandbox_word: &Word, running: bool) {
@@ -150,6 +150,6 @@ impl Checker<'_> {
             return;
         };
         self.model.sandboxes[&name].status = if running { Status::Running } else { Status::Stopped };
-        self.causes.insert((ObjectKind::Sandbox, name), span);
+        self.causes.changed(ObjectKind::Sandbox, name, span);
     }
 }

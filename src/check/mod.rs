@@ -37,8 +37,43 @@ pub struct Checked {
     pub actions: Vec<Action>,
 }
 
-/// The statement that last declared, changed or removed each object.
-pub type Causes = HashMap<(ObjectKind, String), Span>;
+/// The statements behind the objects a script touched.
+#[derive(Debug, Default)]
+pub struct Causes {
+    /// The statement that made each object: its declaration, or for an endpoint the
+    /// statement that joined it to its sandbox (which gives it its interface).
+    made: HashMap<(ObjectKind, String), Span>,
+    /// The statement that last declared, changed or removed each object.
+    last: HashMap<(ObjectKind, String), Span>,
+}
+
+impl Causes {
+    pub fn new() -> Causes {
+        Causes::default()
+    }
+
+    /// `span` makes the object (and is, so far, the last statement about it).
+    pub fn made(&mut self, kind: ObjectKind, name: impl Into<String>, span: Span) {
+        let key = (kind, name.into());
+        self.made.insert(key.clone(), span);
+        self.last.insert(key, span);
+    }
+
+    /// `span` changes or removes the object.
+    pub fn changed(&mut self, kind: ObjectKind, name: impl Into<String>, span: Span) {
+        self.last.insert((kind, name.into()), span);
+    }
+
+    /// The statement that made the object, if this script made it.
+    pub fn maker(&self, kind: ObjectKind, name: &str) -> Option<Span> {
+        self.made.get(&(kind, name.to_string())).copied()
+    }
+
+    /// The last statement of this script about the object.
+    pub fn latest(&self, kind: ObjectKind, name: &str) -> Option<Span> {
+        self.last.get(&(kind, name.to_string())).copied()
+    }
+}
 
 /// Checks the already-loaded `files`, in order, as one script against `committed`.
 pub fn check(

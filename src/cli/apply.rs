@@ -2,7 +2,7 @@
 //! back on any failure; and the recovery of a transaction that a crash cut short.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -64,7 +64,7 @@ fn open_journal(settings: &Settings) -> Result<Journal, Failure> {
 /// Finishes a transaction that a crash left open, or whose rollback the kernel refused
 /// in part, and says so. If the kernel still refuses, the transaction stays open and
 /// this fails with what is left to undo.
-fn recover(journal: &mut Journal, backend: &mut dyn Backend) -> Result<(), Failure> {
+fn recover(journal: &mut Journal, backend: &mut dyn Backend, etc_dir: &Path) -> Result<(), Failure> {
     let Some(open) = journal.open_transaction()? else {
         return Ok(());
     };
@@ -76,10 +76,10 @@ fn recover(journal: &mut Journal, backend: &mut dyn Backend) -> Result<(), Failu
         journal.rollback_incomplete(
             open.tx,
             "recovery: the kernel refused undo operations",
-            undone.error_lines(),
+            undone.error_lines(etc_dir),
             undone.pending(),
         )?;
-        return Err(Failure::Message(incomplete_rollback(open.tx, &undone)));
+        return Err(Failure::Message(incomplete_rollback(open.tx, &undone, etc_dir)));
     }
     journal.recovered(open.tx, undone.steps, Vec::new())?;
     match open.pending {
@@ -102,12 +102,12 @@ fn recover(journal: &mut Journal, backend: &mut dyn Backend) -> Result<(), Failu
 }
 
 /// What a rollback that the kernel refused in part leaves, and what happens next.
-fn incomplete_rollback(tx: u64, undone: &Undone) -> String {
+fn incomplete_rollback(tx: u64, undone: &Undone, etc_dir: &Path) -> String {
     let mut text = format!(
         "transaction {tx} is not fully rolled back: the kernel refused {}:",
         plural(undone.refused.len(), "undo operation")
     );
-    for line in undone.error_lines() {
+    for line in undone.error_lines(etc_dir) {
         text.push_str(&format!("\n    {line}"));
     }
     text.push_str(&format!(
@@ -140,7 +140,8 @@ pub fn committed_state(settings: &Settings) -> Result<Model, Failure> {
             NetlinkBackend::new(settings.netns_dir.clone(), settings.etc_dir.clone()),
         ) {
             (Ok(mut journal), Ok(mut backend)) => {
-                if let Err(Failure::Message(message)) = recover(&mut journal, &mut backend) {
+                if let Err(Failure::Message(message)) = recover(&mut journal, &mut backend, &settings.etc_dir)
+                {
                     eprintln!("cnm: warning: {message}");
                 }
             }
@@ -166,19 +167,24 @@ pub fn apply(settings: &Settings, files: &[PathBuf], dry_run: bool) -> Result<Ex
         };
         warn_skipped(&checked.actions, &sources);
         let mut kernel = simulated_kernel(&committed)?;
-        return match run(&plan, &mut kernel, &mut |_| Ok(())) {
+        return match run(&plan, &mut kernel, &settings.etc_dir, &mut |_| Ok(())) {
             Ok(()) => {
                 print_done(&plan, "Dry run: simulated");
                 Ok(ExitCode::SUCCESS)
             }
             Err((stop, undone)) => Err(Failure::Report(failure_report(
-                &sources, &plan, None, &stop, &undone,
+                &sources,
+                &plan,
+                None,
+                &stop,
+                &undone,
+                &settings.etc_dir,
             ))),
         };
     }
     let mut journal = open_journal(settings)?;
     let mut backend = kernel(settings)?;
-    recover(&mut journal, &mut backend)?;
+    recover(&mut journal, &mut backend, &settings.etc_dir)?;
     let committed = journal.state()?;
     let (checked, plan) = match crate::plan_scripts(&mut sources, &ids, &committed) {
         Ok(planned) => planned,
@@ -262,7 +268,7 @@ fn transact(
 ) -> Result<ExitCode, Failure> {
     let tx = journal.begin(&settings.command_line, source_names, plan)?;
     catch_stop_signals();
-    let outcome = run(plan, backend, &mut |index| {
+    let outcome = run(plan, backend, &settings.etc_dir, &mut |index| {
         journal.step_done(tx, index).map_err(|e| e.to_string())
     });
     match outcome {
@@ -284,7 +290,12 @@ fn transact(
             if undone.is_complete() {
                 journal.rolled_back(tx, &why, undone.steps, Vec::new())?;
             } else {
-                journal.rollback_incomplete(tx, &why, undone.error_lines(), undone.pending())?;
+                journal.rollback_incomplete(
+                    tx,
+                    &why,
+                    undone.error_lines(&settings.etc_dir),
+                    undone.pending(),
+                )?;
             }
             Err(Failure::Report(failure_report(
                 sources,
@@ -292,6 +303,7 @@ fn transact(
                 Some(tx),
                 &stop,
                 &undone,
+                &settings.etc_dir,
             )))
         }
     }
@@ -312,12 +324,13 @@ fn print_done(plan: &Plan, verb: &str) {
 fn run(
     plan: &Plan,
     backend: &mut dyn Backend,
+    etc_dir: &Path,
     done: &mut dyn FnMut(usize) -> Result<(), String>,
 ) -> Result<(), (Stop, Undone)> {
     let mut progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
-        Box::new(Bar::new(plan.steps.len()))
+        Box::new(Bar::new(plan.steps.len(), etc_dir))
     } else {
-        Box::new(Lines)
+        Box::new(Lines(etc_dir))
     };
     exec::apply(plan, backend, progress.as_mut(), &STOP, done)
 }
@@ -325,7 +338,14 @@ fn run(
 /// What an apply that failed did, drawn by miette: the statement, the operation, the
 /// kernel's refusal in words, and what was undone.
 /// `tx` is the journaled transaction; `None` for a dry run.
-fn failure_report(sources: &Sources, plan: &Plan, tx: Option<u64>, stop: &Stop, undone: &Undone) -> String {
+fn failure_report(
+    sources: &Sources,
+    plan: &Plan,
+    tx: Option<u64>,
+    stop: &Stop,
+    undone: &Undone,
+    etc_dir: &Path,
+) -> String {
     let (index, headline) = match stop {
         Stop::Failed { index, error } => (
             *index,
@@ -351,17 +371,22 @@ fn failure_report(sources: &Sources, plan: &Plan, tx: Option<u64>, stop: &Stop, 
             "rolled back: {} undone, last first; the kernel and state.json are as they were",
             plural(undone.steps, "step")
         ),
-        Some(tx) => incomplete_rollback(tx, undone),
+        Some(tx) => incomplete_rollback(tx, undone, etc_dir),
         None => format!(
             "the simulated rollback was refused: {}",
-            undone.error_lines().join("; ")
+            undone.error_lines(etc_dir).join("; ")
         ),
     };
     let step = &plan.steps[index.min(plan.steps.len() - 1)];
     let diagnostic = MietteDiagnostic::new(headline)
         .with_code("cnm::apply")
         .with_help(help);
-    render_at(diagnostic, sources, step.cause, format!("operation: {}", step.op))
+    render_at(
+        diagnostic,
+        sources,
+        step.cause,
+        format!("operation: {}", step.op.command(etc_dir)),
+    )
 }
 
 /// A diagnostic drawn under the statement it is about, labelled; without a statement
@@ -445,7 +470,7 @@ fn simulated_kernel(committed: &Model) -> Result<MemoryBackend, Failure> {
 pub fn destroy(settings: &Settings) -> Result<ExitCode, Failure> {
     let mut journal = open_journal(settings)?;
     let mut backend = kernel(settings)?;
-    recover(&mut journal, &mut backend)?;
+    recover(&mut journal, &mut backend, &settings.etc_dir)?;
     let committed = journal.state()?;
     let plan = plan::between(&committed, &Model::empty(), &Causes::new());
     if plan.is_empty() {
@@ -464,23 +489,23 @@ pub fn destroy(settings: &Settings) -> Result<ExitCode, Failure> {
     )
 }
 
-/// A progress bar, on a terminal.
-struct Bar(ProgressBar);
+/// A progress bar, on a terminal; files named under the `/etc/netns` directory.
+struct Bar<'a>(ProgressBar, &'a Path);
 
-impl Bar {
-    fn new(total: usize) -> Bar {
+impl<'a> Bar<'a> {
+    fn new(total: usize, etc_dir: &'a Path) -> Bar<'a> {
         let bar = ProgressBar::new(total as u64);
         bar.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("a valid template"),
         );
-        Bar(bar)
+        Bar(bar, etc_dir)
     }
 }
 
-impl Progress for Bar {
+impl Progress for Bar<'_> {
     fn step(&mut self, index: usize, _: usize, op: &Op) {
         self.0.set_position(index as u64);
-        self.0.set_message(op.to_string());
+        self.0.set_message(op.command(self.1).to_string());
     }
 
     fn finish(&mut self) {
@@ -488,13 +513,13 @@ impl Progress for Bar {
     }
 }
 
-/// One line per step, for logs.
-struct Lines;
+/// One line per step, for logs; files named under the `/etc/netns` directory.
+struct Lines<'a>(&'a Path);
 
-impl Progress for Lines {
+impl Progress for Lines<'_> {
     fn step(&mut self, index: usize, total: usize, op: &Op) {
         let width = total.to_string().len();
-        eprintln!("[{:>width$}/{total}] {op}", index + 1);
+        eprintln!("[{:>width$}/{total}] {}", index + 1, op.command(self.0));
     }
 
     fn finish(&mut self) {}

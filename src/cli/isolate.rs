@@ -2,13 +2,18 @@
 //! `unshare --user --map-root-user --net --mount` does, and gives itself private
 //! namespace, state and `/etc/netns` directories on tmpfs. Any user can then apply a
 //! whole topology; nothing outside changes — not even a file under `/etc` — and it is
-//! all gone when the process (and its children) exit.
+//! all gone when the process (and its children) exit. Its loopback is up, as a host's
+//! is, so host-mode sandboxes there reach 127.0.0.1.
 
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::unistd::{getgid, getuid};
+
+use crate::backend::netlink::NetlinkBackend;
+use crate::backend::Backend;
+use crate::plan::Op;
 
 pub struct Dirs {
     pub state_dir: PathBuf,
@@ -69,7 +74,19 @@ pub fn enter() -> Result<Dirs, String> {
     std::env::set_var("CNM_STATE_DIR", &dirs.state_dir);
     std::env::set_var("CNM_NETNS_DIR", &dirs.netns_dir);
     std::env::set_var("CNM_ETC_DIR", &dirs.etc_dir);
+    loopback_up(&dirs)?;
     Ok(dirs)
+}
+
+/// Brings up `lo` of the new network namespace, which the kernel makes down.
+fn loopback_up(dirs: &Dirs) -> Result<(), String> {
+    let mut kernel = NetlinkBackend::new(dirs.netns_dir.clone(), dirs.etc_dir.clone())
+        .map_err(|e| format!("cannot reach the kernel: {e}"))?;
+    let lo = Op::LinkUp {
+        netns: None,
+        link: "lo".into(),
+    };
+    kernel.apply(&lo).map_err(|e| format!("cannot bring lo up: {e}"))
 }
 
 fn tmpfs(at: &Path) -> Result<(), String> {

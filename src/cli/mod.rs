@@ -45,8 +45,9 @@ Examples:
                                         the same, as any user, in a throwaway namespace
 
 Exit status: 0 success; 1 errors in a script, its files, the state or the kernel \
-(after rolling back); 2 (plan --detailed-exitcode only) the plan has changes. `cnm exec` \
-exits with its command's status.";
+(after rolling back); 2 a usage error (an unknown command or flag, a missing or bad \
+argument: nothing was run), or with plan --detailed-exitcode, the plan has changes. \
+`cnm exec` exits with its command's status.";
 
 #[derive(Debug, Parser)]
 #[command(name = "cnm", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
@@ -77,7 +78,7 @@ struct Cli {
         global = true,
         value_name = "DIR",
         env = "CNM_ETC_DIR",
-        default_value = "/etc/netns"
+        default_value = plan::op::DEFAULT_ETC_DIR
     )]
     etc_dir: PathBuf,
 
@@ -172,7 +173,9 @@ enum Command {
     /// Run a command inside a sandbox's namespace, with its /etc/netns files.
     ///
     /// Like `ip netns exec`: the command sees the sandbox's interfaces, routes, hosts
-    /// and resolv.conf. Its exit status becomes cnm's.
+    /// and resolv.conf. Its exit status becomes cnm's. A sandbox has no UTS namespace:
+    /// `hostname` prints the host's name; a script's `hostname H` only names the
+    /// sandbox's own addresses in its hosts file.
     Exec {
         /// The sandbox.
         sandbox: String,
@@ -308,9 +311,10 @@ fn plan(
     // A closed pipe (`cnm plan … | head`) is not an error worth a message.
     if json {
         let out = std::io::BufWriter::new(std::io::stdout().lock());
-        let _ = plan::render::write_json(&plan, &sources, out);
+        let _ = plan::render::write_json(&plan, &sources, &settings.etc_dir, out);
     } else {
-        let _ = anstream::stdout().write_all(plan::render::human(&plan, &sources).as_bytes());
+        let _ =
+            anstream::stdout().write_all(plan::render::human(&plan, &sources, &settings.etc_dir).as_bytes());
     }
     Ok(match (detailed_exitcode, plan.is_empty()) {
         (true, false) => ExitCode::from(2),

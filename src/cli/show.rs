@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::apply::committed_state;
 use super::{Failure, Settings};
 use crate::journal::{read_records, Record};
-use crate::model::{Endpoint, Model, Network, Sandbox};
+use crate::model::{Driver, Endpoint, Model, Network, Sandbox};
 
 /// Rows as aligned columns, the first row a header.
 fn table(rows: &[Vec<String>]) -> String {
@@ -56,11 +56,17 @@ pub fn show(settings: &Settings) -> Result<ExitCode, Failure> {
         .map(String::from)
         .collect::<Vec<_>>()];
         for n in model.networks.values() {
+            // A dual-stack network: both subnets, both gateways.
+            let (mut subnet, mut gateway) = (n.subnet.to_string(), n.gateway.to_string());
+            if let Some(v6) = n.ipv6 {
+                subnet.push_str(&format!(" {}", v6.subnet));
+                gateway.push_str(&format!(" {}", v6.gateway));
+            }
             rows.push(vec![
                 n.name.clone(),
                 n.driver.to_string(),
-                n.subnet.to_string(),
-                n.gateway.to_string(),
+                subnet,
+                gateway,
                 n.bridge.clone().or_else(|| n.parent.clone()).unwrap_or_default(),
                 n.mtu.to_string(),
                 model.endpoints_on(&n.name).count().to_string(),
@@ -79,7 +85,15 @@ pub fn show(settings: &Settings) -> Result<ExitCode, Failure> {
                 .endpoints
                 .values()
                 .filter(|e| e.sandbox.as_deref() == Some(&s.name))
-                .map(|e| format!("{} {} ({})", e.ifname.as_deref().unwrap_or("-"), e.ip, e.network))
+                .map(|e| {
+                    let v6 = e.ipv6.map(|ip| format!(" {ip}")).unwrap_or_default();
+                    format!(
+                        "{} {}{v6} ({})",
+                        e.ifname.as_deref().unwrap_or("-"),
+                        e.ip,
+                        e.network
+                    )
+                })
                 .collect();
             rows.push(vec![
                 s.name.clone(),
@@ -107,15 +121,19 @@ pub fn show(settings: &Settings) -> Result<ExitCode, Failure> {
         .map(String::from)
         .collect::<Vec<_>>()];
         for e in model.endpoints.values() {
-            let prefix = model.networks[&e.network].subnet.prefix();
+            let network = &model.networks[&e.network];
+            let mut address = cidr(e.ip, network.subnet.prefix());
+            if let (Some(ip), Some(v6)) = (e.ipv6, network.ipv6) {
+                address.push_str(&format!(" {}", cidr(ip, v6.subnet.prefix())));
+            }
             rows.push(vec![
                 e.name.clone(),
                 e.network.clone(),
                 e.sandbox.clone().unwrap_or_else(|| "-".into()),
                 e.ifname.clone().unwrap_or_else(|| "-".into()),
-                format!("{}/{prefix}", e.ip),
+                address,
                 e.mac.clone(),
-                e.host_ifname.clone(),
+                host_end(&model, e).unwrap_or("-").to_string(),
                 e.aliases.join(" "),
             ]);
         }
@@ -250,9 +268,17 @@ fn endpoint_settings(model: &Model, e: &Endpoint) -> Value {
         "MacAddress": e.mac,
         "Aliases": e.aliases,
         "Interface": e.ifname,
-        "HostInterface": e.host_ifname,
+        "HostInterface": host_end(model, e),
         "DefaultRoute": e.default_route,
     })
+}
+
+/// The host end of an endpoint's veth pair; a macvlan endpoint has none.
+fn host_end<'a>(model: &Model, e: &'a Endpoint) -> Option<&'a str> {
+    match model.networks[&e.network].driver {
+        Driver::Bridge => Some(&e.host_ifname),
+        Driver::Macvlan => None,
+    }
 }
 
 fn inspect_endpoint(model: &Model, e: &Endpoint) -> Value {

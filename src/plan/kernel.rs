@@ -2,6 +2,7 @@
 //! operations that create it from nothing, and the files its sandbox shows in `/etc`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
@@ -9,31 +10,30 @@ use super::op::{EtcFile, Op};
 use crate::model::{Driver, Endpoint, Model, Network, Sandbox};
 
 /// A model with the look-ups planning needs, built once: a sandbox's endpoints, and the
-/// endpoints with aliases on each network.
+/// endpoints in the kernel (of running sandboxes) on each network.
 pub struct Kernel<'m> {
     pub model: &'m Model,
     by_sandbox: HashMap<&'m str, Vec<&'m Endpoint>>,
-    aliased: HashMap<&'m str, Vec<&'m Endpoint>>,
+    live_on: HashMap<&'m str, Vec<&'m Endpoint>>,
 }
 
 impl<'m> Kernel<'m> {
     pub fn new(model: &'m Model) -> Kernel<'m> {
         let mut by_sandbox: HashMap<&str, Vec<&Endpoint>> = HashMap::new();
-        let mut aliased: HashMap<&str, Vec<&Endpoint>> = HashMap::new();
+        let mut live_on: HashMap<&str, Vec<&Endpoint>> = HashMap::new();
         for endpoint in model.endpoints.values() {
             let Some(sandbox) = endpoint.sandbox.as_deref() else {
                 continue;
             };
             by_sandbox.entry(sandbox).or_default().push(endpoint);
-            let live = model.sandboxes.get(sandbox).is_some_and(Sandbox::is_running);
-            if live && !endpoint.aliases.is_empty() {
-                aliased.entry(&endpoint.network).or_default().push(endpoint);
+            if is_live(model, endpoint) {
+                live_on.entry(&endpoint.network).or_default().push(endpoint);
             }
         }
         Kernel {
             model,
             by_sandbox,
-            aliased,
+            live_on,
         }
     }
 
@@ -139,23 +139,29 @@ impl<'m> Kernel<'m> {
             netns: Some(netns.clone()),
             link: ifname.clone(),
         });
-        if let Some(route) = self.default_route(endpoint) {
-            ops.push(route);
-        }
+        ops.extend(self.default_routes(endpoint));
         ops
     }
 
-    /// The default route an endpoint carries for its sandbox, if it carries it.
-    pub fn default_route(&self, endpoint: &Endpoint) -> Option<Op> {
-        if !endpoint.default_route {
-            return None;
-        }
-        let netns = self.live_netns(endpoint.sandbox.as_deref()?)?;
-        Some(Op::AddRoute {
-            netns: netns.to_string(),
-            gateway: self.model.networks[&endpoint.network].gateway.into(),
-            link: endpoint.ifname.clone()?,
-        })
+    /// The default routes an endpoint carries for its sandbox, if it carries them: via
+    /// its network's gateway, and via its IPv6 gateway on a dual-stack network.
+    pub fn default_routes(&self, endpoint: &Endpoint) -> Vec<Op> {
+        let (Some(sandbox), Some(link)) = (endpoint.sandbox.as_deref(), &endpoint.ifname) else {
+            return Vec::new();
+        };
+        let Some(netns) = self.live_netns(sandbox).filter(|_| endpoint.default_route) else {
+            return Vec::new();
+        };
+        let network = &self.model.networks[&endpoint.network];
+        let v6 = network.ipv6.filter(|_| endpoint.ipv6.is_some());
+        std::iter::once(IpAddr::V4(network.gateway))
+            .chain(v6.map(|v6| IpAddr::V6(v6.gateway)))
+            .map(|gateway| Op::AddRoute {
+                netns: netns.to_string(),
+                gateway,
+                link: link.clone(),
+            })
+            .collect()
     }
 
     /// The files of a running sandbox with a namespace of its own.
@@ -175,25 +181,67 @@ impl<'m> Kernel<'m> {
         files
     }
 
-    /// `/etc/hosts`: localhost, the sandbox's own name, then the aliases of the running
-    /// endpoints on its networks.
+    /// A sandbox's endpoints, in join order.
+    pub fn endpoints_of(&self, sandbox: &str) -> &[&'m Endpoint] {
+        self.by_sandbox.get(sandbox).map_or(&[], Vec::as_slice)
+    }
+
+    /// What an endpoint adds to the hosts files of the other sandboxes on its network,
+    /// while it is in the kernel: its addresses, each with its sandbox's name and its
+    /// aliases.
+    pub fn hosts_entry(&self, endpoint: &Endpoint) -> Option<String> {
+        let sandbox = endpoint.sandbox.as_deref()?;
+        is_live(self.model, endpoint).then(|| hosts_lines(endpoint, sandbox))
+    }
+
+    /// `/etc/hosts`: localhost; the sandbox's own addresses with its hostname (its
+    /// name unless `hostname` says otherwise) and aliases; then the addresses of the
+    /// running peers on its networks with their names and aliases, as containers on a
+    /// Docker user-defined network resolve each other.
     fn hosts_file(&self, sandbox: &Sandbox) -> String {
         let hostname = sandbox.hostname.as_deref().unwrap_or(&sandbox.name);
-        let own = self
-            .by_sandbox
-            .get(sandbox.name.as_str())
-            .map_or(&[][..], Vec::as_slice);
-        let own_ip = own.first().map_or("127.0.1.1".to_string(), |e| e.ip.to_string());
-        let mut text = format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own_ip}\t{hostname}\n"
-        );
+        let own = self.endpoints_of(&sandbox.name);
+        let mut text = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
+        if own.is_empty() {
+            text.push_str(&format!("127.0.1.1\t{hostname}\n"));
+        }
         for endpoint in own {
-            for peer in self.aliased.get(endpoint.network.as_str()).into_iter().flatten() {
-                text.push_str(&format!("{}\t{}\n", peer.ip, peer.aliases.join(" ")));
+            text.push_str(&hosts_lines(endpoint, hostname));
+        }
+        let mut networks: Vec<&str> = Vec::new();
+        for endpoint in own {
+            if networks.contains(&endpoint.network.as_str()) {
+                continue;
+            }
+            networks.push(&endpoint.network);
+            let peers = self.live_on.get(endpoint.network.as_str()).into_iter().flatten();
+            for peer in peers.filter(|p| p.sandbox != endpoint.sandbox) {
+                let name = peer.sandbox.as_deref().expect("a live endpoint is joined");
+                text.push_str(&hosts_lines(peer, name));
             }
         }
         text
     }
+}
+
+/// Whether an endpoint is in the kernel: joined to a running sandbox with a namespace.
+fn is_live(model: &Model, endpoint: &Endpoint) -> bool {
+    let sandbox = endpoint.sandbox.as_deref().and_then(|s| model.sandboxes.get(s));
+    endpoint.ifname.is_some() && sandbox.is_some_and(|s| s.is_running() && s.netns().is_some())
+}
+
+/// An endpoint's lines of a hosts file, one per address: `IP\tNAME ALIAS…`.
+fn hosts_lines(endpoint: &Endpoint, name: &str) -> String {
+    let mut names = name.to_string();
+    for alias in &endpoint.aliases {
+        names.push(' ');
+        names.push_str(alias);
+    }
+    let mut lines = format!("{}\t{names}\n", endpoint.ip);
+    if let Some(ip) = endpoint.ipv6 {
+        lines.push_str(&format!("{ip}\t{names}\n"));
+    }
+    lines
 }
 
 fn v4(ip: std::net::Ipv4Addr, subnet: Ipv4Network) -> IpNetwork {

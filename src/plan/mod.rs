@@ -12,7 +12,7 @@ mod kernel;
 pub mod op;
 pub mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -76,6 +76,7 @@ pub fn between(committed: &Model, desired: &Model, causes: &Causes) -> Plan {
         before: &before,
         after: &after,
         causes,
+        hosts_causes: hosts_causes(&before, &after, causes),
         steps: Vec::new(),
     };
     planner.removals();
@@ -90,10 +91,39 @@ struct Planner<'a, 'm> {
     before: &'a Kernel<'m>,
     after: &'a Kernel<'m>,
     causes: &'a Causes,
+    /// For each network, the first statement that changed an entry of the hosts files
+    /// of its sandboxes.
+    hosts_causes: HashMap<&'m str, Span>,
     steps: Vec<Step>,
 }
 
-/// An endpoint's ops but its default route, which can change on its own.
+/// For each network, the first statement that changed what one of its endpoints adds
+/// to the hosts files of the sandboxes on it.
+fn hosts_causes<'m>(before: &Kernel<'m>, after: &Kernel<'m>, causes: &Causes) -> HashMap<&'m str, Span> {
+    let mut first: HashMap<&str, Span> = HashMap::new();
+    for (this, other) in [(before, after), (after, before)] {
+        for endpoint in this.model.endpoints.values() {
+            let counterpart = other
+                .model
+                .endpoints
+                .get(&endpoint.name)
+                .filter(|e| e.network == endpoint.network);
+            if this.hosts_entry(endpoint) == counterpart.and_then(|e| other.hosts_entry(e)) {
+                continue;
+            }
+            let cause = causes
+                .latest(ObjectKind::Endpoint, &endpoint.name)
+                .or_else(|| causes.latest(ObjectKind::Sandbox, endpoint.sandbox.as_deref()?));
+            if let Some(cause) = cause {
+                let entry = first.entry(endpoint.network.as_str()).or_insert(cause);
+                *entry = (*entry).min(cause);
+            }
+        }
+    }
+    first
+}
+
+/// An endpoint's ops but its default routes, which can change on their own.
 fn without_route(ops: &[Op]) -> Vec<&Op> {
     ops.iter()
         .filter(|op| !matches!(op, Op::AddRoute { .. }))
@@ -101,8 +131,26 @@ fn without_route(ops: &[Op]) -> Vec<&Op> {
 }
 
 impl Planner<'_, '_> {
+    /// The statement behind the operations that remove or change an object: the last
+    /// one about it.
     fn cause(&self, kind: ObjectKind, name: &str) -> Option<Span> {
-        self.causes.get(&(kind, name.to_string())).copied()
+        self.causes.latest(kind, name)
+    }
+
+    /// The statement behind the operations that make an object: the one that made it,
+    /// when the committed model does not have it; else the last one about it (`start`).
+    fn making_cause(&self, kind: ObjectKind, name: &str) -> Option<Span> {
+        let committed = &self.before.model;
+        let exists = match kind {
+            ObjectKind::Network => committed.networks.contains_key(name),
+            ObjectKind::Sandbox => committed.sandboxes.contains_key(name),
+            ObjectKind::Endpoint => committed.endpoints.contains_key(name),
+        };
+        if exists {
+            self.causes.latest(kind, name)
+        } else {
+            self.causes.maker(kind, name)
+        }
     }
 
     /// An endpoint's statement, else its sandbox's (`start`, `stop`, `remove sandbox`).
@@ -111,34 +159,31 @@ impl Planner<'_, '_> {
             .or_else(|| self.cause(ObjectKind::Sandbox, endpoint.sandbox.as_deref()?))
     }
 
-    /// A sandbox's statement, else the first statement that changed an endpoint on one
-    /// of its networks (a peer's alias came or went, so its hosts file changes).
+    /// The statement that makes an endpoint's interface, else its sandbox's (`start`).
+    fn endpoint_making_cause(&self, endpoint: &Endpoint) -> Option<Span> {
+        self.making_cause(ObjectKind::Endpoint, &endpoint.name)
+            .or_else(|| self.cause(ObjectKind::Sandbox, endpoint.sandbox.as_deref()?))
+    }
+
+    /// The statement behind a sandbox's new files: the one that made it (or started it
+    /// again); else the first statement that joined or left one of its own endpoints,
+    /// or changed an entry of the hosts files on one of its networks (a peer came,
+    /// went or took an alias).
     fn files_cause(&self, sandbox: &str) -> Option<Span> {
-        if let Some(span) = self.cause(ObjectKind::Sandbox, sandbox) {
-            return Some(span);
+        if !self.before.model.sandboxes.contains_key(sandbox) || self.netns_dies(sandbox) {
+            return self.making_cause(ObjectKind::Sandbox, sandbox);
         }
-        let mut networks = Vec::new();
-        for kernel in [self.before, self.after] {
-            let own = kernel
-                .model
-                .endpoints
-                .values()
-                .filter(|e| e.sandbox.as_deref() == Some(sandbox));
-            networks.extend(own.map(|e| e.network.as_str()));
-        }
-        self.causes
-            .iter()
-            .filter(|((kind, name), _)| {
-                *kind == ObjectKind::Endpoint
-                    && [self.before, self.after].iter().any(|k| {
-                        k.model
-                            .endpoints
-                            .get(name)
-                            .is_some_and(|e| networks.contains(&e.network.as_str()))
-                    })
-            })
-            .map(|(_, span)| *span)
+        let own = || {
+            [self.before, self.after]
+                .into_iter()
+                .flat_map(|k| k.endpoints_of(sandbox))
+        };
+        let peers = own().filter_map(|e| self.hosts_causes.get(e.network.as_str()).copied());
+        let joins = own().filter_map(|e| self.cause(ObjectKind::Endpoint, &e.name));
+        peers
+            .chain(joins)
             .min()
+            .or_else(|| self.cause(ObjectKind::Sandbox, sandbox))
     }
 
     fn step(&mut self, op: Op, undo: Vec<Op>, cause: Option<Span>) {
@@ -177,11 +222,10 @@ impl Planner<'_, '_> {
             let new_ops = self.desired_endpoint_ops(&old.name);
             let cause = self.endpoint_cause(old);
             if without_route(&old_ops) == without_route(&new_ops) {
-                if let (Some(route), None) = (
-                    before.default_route(old),
-                    new_ops.iter().find(|op| matches!(op, Op::AddRoute { .. })),
-                ) {
-                    self.step(route.inverse(), vec![route], cause);
+                for route in before.default_routes(old) {
+                    if !new_ops.contains(&route) {
+                        self.step(route.inverse(), vec![route], cause);
+                    }
                 }
                 continue;
             }
@@ -268,7 +312,7 @@ impl Planner<'_, '_> {
                 .get(&new.name)
                 .map_or_else(Vec::new, |n| before.network_ops(n));
             if new_ops != old_ops {
-                self.create(new_ops, self.cause(ObjectKind::Network, &new.name));
+                self.create(new_ops, self.making_cause(ObjectKind::Network, &new.name));
             }
         }
         for new in after.model.sandboxes.values() {
@@ -279,7 +323,7 @@ impl Planner<'_, '_> {
                 .get(&new.name)
                 .map_or_else(Vec::new, |s| before.sandbox_ops(s));
             if new_ops != old_ops {
-                self.create(new_ops, self.cause(ObjectKind::Sandbox, &new.name));
+                self.create(new_ops, self.making_cause(ObjectKind::Sandbox, &new.name));
             }
         }
         for new in after.model.endpoints.values() {
@@ -289,16 +333,15 @@ impl Planner<'_, '_> {
                 .endpoints
                 .get(&new.name)
                 .map_or_else(Vec::new, |e| before.endpoint_ops(e));
-            let cause = self.endpoint_cause(new);
+            let cause = self.endpoint_making_cause(new);
             // A namespace made again (a restarted sandbox) starts with no interfaces.
             let recreated = new.sandbox.as_deref().is_some_and(|s| self.netns_dies(s));
             if without_route(&new_ops) != without_route(&old_ops) || recreated {
                 self.create(new_ops, cause);
-            } else if let (Some(route), false) = (
-                after.default_route(new),
-                old_ops.iter().any(|op| matches!(op, Op::AddRoute { .. })),
-            ) {
-                self.create(vec![route], cause);
+            } else {
+                let mut routes = after.default_routes(new);
+                routes.retain(|route| !old_ops.contains(route));
+                self.create(routes, cause);
             }
         }
         for new in after.model.sandboxes.values() {

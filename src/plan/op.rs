@@ -1,8 +1,9 @@
 //! Kernel operations: the steps of a plan, each one request to the kernel (or one file
-//! under `/etc/netns`), shown in the iproute2 terms a reader knows.
+//! under the `/etc/netns` directory), shown in the iproute2 terms a reader knows.
 
 use std::fmt;
 use std::net::IpAddr;
+use std::path::Path;
 
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
@@ -78,7 +79,8 @@ pub enum Op {
         link: String,
         address: IpNetwork,
     },
-    /// The default route of a namespace, through a gateway.
+    /// A default route of a namespace, through a gateway: IPv4 or IPv6, as the
+    /// gateway is.
     AddRoute {
         netns: String,
         gateway: IpAddr,
@@ -160,6 +162,31 @@ impl Op {
     }
 }
 
+/// The directory of the sandboxes' `/etc` files unless `--etc-dir` says otherwise.
+pub const DEFAULT_ETC_DIR: &str = "/etc/netns";
+
+/// An operation in iproute2's words, its files under a given `/etc/netns` directory.
+pub struct Command<'a> {
+    op: &'a Op,
+    etc_dir: &'a Path,
+}
+
+impl Op {
+    /// This operation in iproute2's words, its files under `etc_dir`.
+    pub fn command<'a>(&'a self, etc_dir: &'a Path) -> Command<'a> {
+        Command { op: self, etc_dir }
+    }
+}
+
+/// ` -6` for an IPv6 route, as `ip` wants it said.
+fn family(gateway: &IpAddr) -> &'static str {
+    if gateway.is_ipv6() {
+        " -6"
+    } else {
+        ""
+    }
+}
+
 /// `ip -n NETNS ` or `ip `.
 fn ip(netns: &Option<String>) -> String {
     match netns {
@@ -168,9 +195,10 @@ fn ip(netns: &Option<String>) -> String {
     }
 }
 
-impl fmt::Display for Op {
+impl fmt::Display for Command<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let file = |netns: &str, file: &EtcFile| self.etc_dir.join(netns).join(file.to_string());
+        match self.op {
             Op::AddNetns { netns } => write!(f, "ip netns add {netns}"),
             Op::DelNetns { netns, .. } => write!(f, "ip netns del {netns}"),
             Op::AddBridge { bridge, mtu } => write!(f, "ip link add {bridge} mtu {mtu} type bridge"),
@@ -202,15 +230,18 @@ impl fmt::Display for Op {
             Op::AddAddress { netns, link, address } => write!(f, "{}addr add {address} dev {link}", ip(netns)),
             Op::DelAddress { netns, link, address } => write!(f, "{}addr del {address} dev {link}", ip(netns)),
             Op::AddRoute { netns, gateway, link } => {
-                write!(f, "ip -n {netns} route add default via {gateway} dev {link}")
+                write!(f, "ip{} -n {netns} route add default via {gateway} dev {link}", family(gateway))
             }
             Op::DelRoute { netns, gateway, link } => {
-                write!(f, "ip -n {netns} route del default via {gateway} dev {link}")
+                write!(f, "ip{} -n {netns} route del default via {gateway} dev {link}", family(gateway))
             }
-            Op::WriteFile { netns, file, content } => {
-                write!(f, "write /etc/netns/{netns}/{file} ({} lines)", content.lines().count())
-            }
-            Op::RemoveFile { netns, file } => write!(f, "rm /etc/netns/{netns}/{file}"),
+            Op::WriteFile { netns, file: name, content } => write!(
+                f,
+                "write {} ({} lines)",
+                file(netns, name).display(),
+                content.lines().count()
+            ),
+            Op::RemoveFile { netns, file: name } => write!(f, "rm {}", file(netns, name).display()),
         }
     }
 }

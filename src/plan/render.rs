@@ -1,6 +1,7 @@
 //! A plan as people read it (`cnm plan`) and as programs read it (`cnm plan --json`).
 
 use std::fmt::Write;
+use std::path::Path;
 
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
@@ -28,7 +29,8 @@ fn painted(style: Style, text: impl std::fmt::Display) -> String {
 }
 
 /// The human plan, with ANSI styles; the writer strips them where colour is unwanted.
-pub fn human(plan: &Plan, sources: &Sources) -> String {
+/// Files are named under `etc_dir`, the sandboxes' `/etc` directory.
+pub fn human(plan: &Plan, sources: &Sources, etc_dir: &Path) -> String {
     let mut out = String::new();
     if plan.is_empty() {
         out.push_str(NO_CHANGES);
@@ -66,7 +68,7 @@ pub fn human(plan: &Plan, sources: &Sources) -> String {
                 };
                 let _ = writeln!(out, "  {}", painted(DIM, format!("# {header}")));
             }
-            let _ = writeln!(out, "  {:>width$}  {}", i + 1, step.op);
+            let _ = writeln!(out, "  {:>width$}  {}", i + 1, step.op.command(etc_dir));
         }
     }
     let _ = writeln!(
@@ -133,14 +135,19 @@ struct JsonSource<'a> {
 }
 
 /// The plan as JSON; the layout is described in README.md ("Plan JSON").
-pub fn json(plan: &Plan, sources: &Sources) -> String {
+pub fn json(plan: &Plan, sources: &Sources, etc_dir: &Path) -> String {
     let mut out = Vec::new();
-    write_json(plan, sources, &mut out).expect("writing into memory cannot fail");
+    write_json(plan, sources, etc_dir, &mut out).expect("writing into memory cannot fail");
     String::from_utf8(out).expect("JSON is UTF-8")
 }
 
 /// The plan as JSON, streamed to `out` (a large plan is never held whole as text).
-pub fn write_json(plan: &Plan, sources: &Sources, mut out: impl std::io::Write) -> std::io::Result<()> {
+pub fn write_json(
+    plan: &Plan,
+    sources: &Sources,
+    etc_dir: &Path,
+    mut out: impl std::io::Write,
+) -> std::io::Result<()> {
     let doc = JsonPlan {
         format_version: PLAN_FORMAT_VERSION,
         changes: plan
@@ -159,13 +166,13 @@ pub fn write_json(plan: &Plan, sources: &Sources, mut out: impl std::io::Write) 
             .enumerate()
             .map(|(i, step)| JsonStep {
                 index: i + 1,
-                command: step.op.to_string(),
+                command: step.op.command(etc_dir).to_string(),
                 op: &step.op,
                 undo: step
                     .undo
                     .iter()
                     .map(|op| JsonOp {
-                        command: op.to_string(),
+                        command: op.command(etc_dir).to_string(),
                         op,
                     })
                     .collect(),
