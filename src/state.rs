@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::io_reason::io_reason;
 use crate::model::{Model, STATE_FORMAT_VERSION};
 
 pub const STATE_FILE: &str = "state.json";
@@ -31,7 +32,7 @@ pub fn load(dir: &Path) -> Result<Model, StateError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Model::empty()),
         Err(e) => {
             return Err(StateError::Unreadable {
-                reason: crate::check::io_reason(&e),
+                reason: io_reason(&e),
                 path,
             })
         }

@@ -18,6 +18,7 @@ pub use actions::{Action, Target};
 pub use suggest::closest as suggest_name;
 
 use crate::error::{Diagnostic, ErrorKind};
+use crate::io_reason::io_reason;
 use crate::model::{Model, ObjectKind};
 use crate::syntax::{self, Ident, Opt, Sources, Span, Statement, StatementKind, Word, WordPart};
 
@@ -508,23 +509,6 @@ fn statement_keyword(kind: &StatementKind) -> &'static str {
         StatementKind::Include { .. } => "include",
         StatementKind::Malformed { .. } | StatementKind::Unknown { .. } => {
             unreachable!("malformed and unknown statements have no options")
-        }
-    }
-}
-
-/// An I/O error in words, without Rust's `(os error 2)`.
-pub fn io_reason(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
-        std::io::ErrorKind::InvalidData => "it is not UTF-8 text".into(),
-        _ => {
-            let text = error.to_string();
-            match text.find(" (os error") {
-                Some(at) => text[..at].to_string(),
-                None => text,
-            }
         }
     }
 }
