@@ -9,6 +9,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::{Ipv4Network, Ipv6Network};
 
+use super::{values, Checker};
+use crate::error::{Diagnostic, ErrorKind};
+use crate::syntax::Span;
+
 /// The free and taken addresses of one pool. Addresses are kept as `u128` so that one
 /// allocator serves IPv4 and IPv6.
 #[derive(Debug)]
@@ -68,6 +72,142 @@ impl Pool {
             }
         }
         None
+    }
+}
+
+/// An endpoint made by this script that still needs its addresses.
+pub(super) struct PendingAddress {
+    pub(super) endpoint: String,
+    pub(super) static_ip: Option<(Ipv4Addr, Span)>,
+    pub(super) static_ipv6: Option<(Ipv6Addr, Span)>,
+    pub(super) mac_given: bool,
+    pub(super) span: Span,
+}
+
+impl Checker<'_> {
+    /// Gives every endpoint this script made its addresses: static ones first, then the
+    /// lowest free ones, in statement order.
+    pub(super) fn allocate_addresses(&mut self) {
+        let pending: HashMap<&str, &PendingAddress> =
+            self.pending.iter().map(|p| (p.endpoint.as_str(), p)).collect();
+        let mut pools: HashMap<String, Pool> = HashMap::new();
+        let mut pools6: HashMap<String, Pool> = HashMap::new();
+        for network in self.model.networks.values() {
+            pools.insert(
+                network.name.clone(),
+                Pool::v4(network.subnet, network.pool(), network.gateway),
+            );
+            if let Some(v6) = network.ipv6 {
+                pools6.insert(network.name.clone(), Pool::v6(v6.subnet, v6.gateway));
+            }
+        }
+        // Addresses held already are kept.
+        for endpoint in self.model.endpoints.values() {
+            if pending.contains_key(endpoint.name.as_str()) {
+                continue;
+            }
+            let holder = format!("endpoint `{}`", endpoint.name);
+            if let Some(pool) = pools.get_mut(&endpoint.network) {
+                let _ = pool.reserve(u32::from(endpoint.ip) as u128, &holder);
+            }
+            if let (Some(pool), Some(ip)) = (pools6.get_mut(&endpoint.network), endpoint.ipv6) {
+                let _ = pool.reserve(u128::from(ip), &holder);
+            }
+        }
+        let live: Vec<&PendingAddress> = self
+            .pending
+            .iter()
+            .filter(|p| self.model.endpoints.contains_key(&p.endpoint))
+            .collect();
+        let mut assigned: HashMap<String, (Ipv4Addr, Option<Ipv6Addr>)> = HashMap::new();
+        let mut errors = Vec::new();
+        let describe = |p: &PendingAddress, model: &crate::model::Model| {
+            let e = &model.endpoints[&p.endpoint];
+            match &e.sandbox {
+                Some(s) => format!("endpoint `{}` (sandbox `{s}`)", e.name),
+                None => format!("endpoint `{}`", e.name),
+            }
+        };
+        for p in &live {
+            let network = &self.model.endpoints[&p.endpoint].network;
+            if let Some((ip, span)) = p.static_ip {
+                if let Err(holder) = pools
+                    .get_mut(network)
+                    .expect("a pool per network")
+                    .reserve(u32::from(ip) as u128, &describe(p, &self.model))
+                {
+                    errors.push(Diagnostic::new(
+                        ErrorKind::AddressTaken {
+                            ip: ip.to_string(),
+                            network: network.clone(),
+                            holder,
+                        },
+                        span,
+                    ));
+                }
+            }
+            if let Some((ip, span)) = p.static_ipv6 {
+                if let Some(Err(holder)) = pools6
+                    .get_mut(network)
+                    .map(|pool| pool.reserve(u128::from(ip), &describe(p, &self.model)))
+                {
+                    errors.push(Diagnostic::new(
+                        ErrorKind::AddressTaken {
+                            ip: ip.to_string(),
+                            network: network.clone(),
+                            holder,
+                        },
+                        span,
+                    ));
+                }
+            }
+        }
+        let mut exhausted = std::collections::HashSet::new();
+        for p in &live {
+            let endpoint = &self.model.endpoints[&p.endpoint];
+            let network = &self.model.networks[&endpoint.network];
+            let holder = describe(p, &self.model);
+            let ip = match p.static_ip {
+                Some((ip, _)) => Some(ip),
+                None => pools
+                    .get_mut(&network.name)
+                    .expect("a pool per network")
+                    .allocate(&holder)
+                    .map(|a| Ipv4Addr::from(a as u32)),
+            };
+            let ipv6 = match (p.static_ipv6, pools6.get_mut(&network.name)) {
+                (Some((ip, _)), _) => Some(ip),
+                (None, Some(pool)) => pool.allocate(&holder).map(Ipv6Addr::from),
+                (None, None) => None,
+            };
+            match ip {
+                Some(ip) => {
+                    assigned.insert(p.endpoint.clone(), (ip, ipv6));
+                }
+                None => {
+                    if exhausted.insert(network.name.clone()) {
+                        errors.push(Diagnostic::new(
+                            ErrorKind::AddressesExhausted {
+                                network: network.name.clone(),
+                                range: network.pool().to_string(),
+                            },
+                            p.span,
+                        ));
+                    }
+                }
+            }
+        }
+        for p in &live {
+            if let Some((ip, ipv6)) = assigned.remove(&p.endpoint) {
+                let endpoint = self.model.endpoints.get_mut(&p.endpoint).expect("live");
+                endpoint.ip = ip;
+                endpoint.ipv6 = ipv6;
+                if !p.mac_given {
+                    endpoint.mac = values::mac_for(ip);
+                }
+            }
+        }
+        self.errors.extend(errors);
     }
 }
 

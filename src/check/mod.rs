@@ -4,9 +4,14 @@
 //! Pure: it reads the script's files and nothing else.
 
 mod actions;
-mod declare;
+mod connect;
+mod default_network;
+mod differences;
+mod endpoint;
 mod ipam;
 mod lifecycle;
+mod network;
+mod sandbox;
 mod suggest;
 mod usage;
 pub mod values;
@@ -81,7 +86,7 @@ struct Checker<'a> {
     /// Host-side interface names in use, to keep derived ones unique.
     host_ifnames: HashSet<String>,
     /// Endpoints made by this script, still waiting for addresses, in statement order.
-    pending: Vec<declare::PendingAddress>,
+    pending: Vec<ipam::PendingAddress>,
     causes: Causes,
     actions: Vec<Action>,
     errors: Vec<Diagnostic>,
