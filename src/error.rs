@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use miette::{LabeledSpan, NamedSource};
 
-use crate::model::ObjectKind;
+use crate::model::{Driver, ObjectKind};
 use crate::syntax::{Sources, Span};
 
 /// One error, raised at a span of the source.
@@ -185,8 +185,13 @@ pub enum ErrorKind {
         subnet: String,
     },
 
-    #[error("subnet {subnet} is too small for a bridge network")]
-    SubnetTooSmall { subnet: String },
+    #[error("subnet {subnet} is too small for a {driver} network")]
+    SubnetTooSmall {
+        subnet: String,
+        driver: Driver,
+        /// The longest prefix that leaves room for a gateway and an endpoint.
+        longest_prefix: u8,
+    },
 
     #[error("ip-range {range} is outside subnet {subnet}")]
     IpRangeOutsideSubnet { range: String, subnet: String },
@@ -428,7 +433,13 @@ impl ErrorKind {
             GatewayOutsideSubnet { .. } | GatewayReserved { .. } => {
                 Some("pick a host address inside the subnet, or leave the gateway out to use the first one".into())
             }
-            SubnetTooSmall { .. } => Some("a bridge network needs room for a gateway and endpoints: use a prefix of /30 or shorter".into()),
+            SubnetTooSmall {
+                driver,
+                longest_prefix,
+                ..
+            } => Some(format!(
+                "a {driver} network needs room for a gateway and endpoints: use a prefix of /{longest_prefix} or shorter"
+            )),
             IpRangeOutsideSubnet { .. } => Some("the ip-range must lie inside the subnet".into()),
             SubnetOverlap { .. } => Some("give each network a subnet of its own".into()),
             AddressOutsideSubnet { .. } | AddressIsGateway { .. } | AddressReserved { .. } => {

@@ -291,3 +291,20 @@ fn dry_run_simulates_the_transaction_and_changes_nothing() {
         "nothing written to the state directory"
     );
 }
+
+#[test]
+fn a_lock_timeout_too_long_is_refused_not_overflowed() {
+    let state = StateDir::new("lock-timeout");
+    for huge in ["999999999999999999m", "18446744073709551616s", "1441m"] {
+        let out = cnm(&state, &["--lock-timeout", huge, "show"]);
+        assert_eq!(out.status.code(), Some(2), "{huge}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains(&format!("invalid value '{huge}' for '--lock-timeout <DURATION>'")),
+            "{err}"
+        );
+    }
+    let out = cnm(&state, &["--lock-timeout", "1440m", "show"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -685,6 +685,64 @@ fn subnet_too_small_32() {
 }
 
 #[test]
+fn subnet_too_small_for_macvlan() {
+    // The highest /32: no room for a gateway, let alone an endpoint (and no `+ 1` past it).
+    snapshot(
+        "subnet_too_small_for_macvlan",
+        &["subnet-too-small"],
+        "network m driver macvlan parent eth0 subnet 255.255.255.255/32\n",
+    );
+}
+
+#[test]
+fn subnet_too_small_ipv6() {
+    snapshot(
+        "subnet_too_small_ipv6",
+        &["subnet-too-small"],
+        "network dual subnet 10.1.0.0/24 ipv6 fd00::/127\n",
+    );
+}
+
+#[test]
+fn subnets_too_small_at_the_ends_of_the_address_space() {
+    for (text, code) in [
+        ("network a subnet 0.0.0.0/32\n", "subnet-too-small"),
+        ("network a subnet 255.255.255.254/31\n", "subnet-too-small"),
+        (
+            "network a driver macvlan parent eth0 subnet 255.255.255.254/31\n",
+            "subnet-too-small",
+        ),
+        (
+            "network a subnet 10.1.0.0/24 ipv6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128\n",
+            "subnet-too-small",
+        ),
+        ("network a subnet 10.1.0.0/24 ipv6 ::/128\n", "subnet-too-small"),
+    ] {
+        let (codes, rendered) = check_text(&Model::empty(), text);
+        assert_eq!(codes, [code], "{text}{rendered}");
+    }
+    // The smallest that fit: /30 and /126 at the very top of the address space.
+    for text in [
+        "network a subnet 255.255.255.252/30\nsandbox s mode none\nconnect s to a\n",
+        "network a driver macvlan parent eth0 subnet 255.255.255.252/30\nsandbox s mode none\nconnect s to a\n",
+        "network a subnet 10.1.0.0/24 ipv6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126\nsandbox s mode none\nconnect s to a\n",
+        "network a subnet 0.0.0.0/0\nsandbox s mode none\nconnect s to a\n",
+    ] {
+        let (codes, rendered) = check_text(&Model::empty(), text);
+        assert!(codes.is_empty(), "{text}{rendered}");
+    }
+}
+
+#[test]
+fn invalid_duration_too_long() {
+    snapshot(
+        "invalid_duration_too_long",
+        &["invalid-value"],
+        "sandbox a mode none\nexpect a reaches host timeout 999999999999999999m\n",
+    );
+}
+
+#[test]
 fn ip_range_outside_subnet() {
     snapshot(
         "ip_range_outside_subnet",

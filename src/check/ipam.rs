@@ -21,33 +21,52 @@ pub struct Pool {
     /// Who holds each taken address (an endpoint name, or "the gateway").
     taken: HashMap<u128, String>,
     /// Every address below this one is taken: allocation only ever moves forward.
-    cursor: u128,
+    /// `None` once it has moved past the end of the address space.
+    cursor: Option<u128>,
 }
 
 impl Pool {
-    /// The host addresses of `subnet` that lie in `range`, less the gateway.
+    /// The host addresses of `subnet` that lie in `range`, less the gateway. In `u128`,
+    /// one past either end of the IPv4 space is still a number: a subnet without host
+    /// addresses gives an empty pool.
     pub fn v4(subnet: Ipv4Network, range: Ipv4Network, gateway: Ipv4Addr) -> Pool {
-        let host_first = u32::from(subnet.network()) as u128 + 1;
-        let host_last = u32::from(subnet.broadcast()) as u128 - 1;
-        let first = host_first.max(u32::from(range.network()) as u128);
-        let last = host_last.min(u32::from(range.broadcast()) as u128);
-        Pool::new(first, last, u32::from(gateway) as u128)
+        let address = |ip: Ipv4Addr| u128::from(u32::from(ip));
+        let host_first = address(subnet.network()) + 1;
+        let host_last = address(subnet.broadcast()).checked_sub(1);
+        let first = host_first.max(address(range.network()));
+        match host_last {
+            Some(host_last) => Pool::new(first, host_last.min(address(range.broadcast())), address(gateway)),
+            None => Pool::empty(),
+        }
     }
 
+    /// The addresses of `subnet` after its first (the subnet-router anycast address),
+    /// less the gateway.
     pub fn v6(subnet: Ipv6Network, gateway: Ipv6Addr) -> Pool {
         let network = u128::from(subnet.network());
-        let size_minus_one = u128::MAX >> subnet.prefix();
-        Pool::new(network + 1, network + size_minus_one, u128::from(gateway))
+        let last = network | (u128::MAX.checked_shr(u32::from(subnet.prefix())).unwrap_or(0));
+        match network.checked_add(1) {
+            Some(first) => Pool::new(first, last, u128::from(gateway)),
+            None => Pool::empty(),
+        }
     }
 
     fn new(first: u128, last: u128, gateway: u128) -> Pool {
         let mut pool = Pool {
             last,
             taken: HashMap::new(),
-            cursor: first,
+            cursor: Some(first),
         };
         pool.taken.insert(gateway, "the gateway".to_string());
         pool
+    }
+
+    fn empty() -> Pool {
+        Pool {
+            last: 0,
+            taken: HashMap::new(),
+            cursor: None,
+        }
     }
 
     /// Marks an address as held; says who holds it already if it is taken.
@@ -63,9 +82,8 @@ impl Pool {
 
     /// The lowest free address, now taken by `holder`; `None` when the pool is full.
     pub fn allocate(&mut self, holder: &str) -> Option<u128> {
-        while self.cursor <= self.last {
-            let candidate = self.cursor;
-            self.cursor += 1;
+        while let Some(candidate) = self.cursor.filter(|c| *c <= self.last) {
+            self.cursor = candidate.checked_add(1);
             if let Entry::Vacant(slot) = self.taken.entry(candidate) {
                 slot.insert(holder.to_string());
                 return Some(candidate);
@@ -260,6 +278,35 @@ mod tests {
             .map(|s| s.parse().unwrap())
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_ends_of_the_address_space_are_no_overflow() {
+        for subnet in ["0.0.0.0/32", "255.255.255.255/32", "255.255.255.254/31"] {
+            let mut pool = v4(subnet, subnet, "0.0.0.0");
+            assert_eq!(pool.allocate("a"), None, "{subnet}");
+        }
+        let mut pool = v4("255.255.255.252/30", "255.255.255.252/30", "255.255.255.253");
+        assert_eq!(
+            pool.allocate("a").map(ip),
+            Some("255.255.255.254".parse().unwrap())
+        );
+        assert_eq!(pool.allocate("b"), None);
+        let top = |text: &str| text.parse::<Ipv6Network>().unwrap();
+        let mut pool = Pool::v6(
+            top("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126"),
+            Ipv6Addr::UNSPECIFIED,
+        );
+        let got: Vec<_> = std::iter::from_fn(|| pool.allocate("x").map(Ipv6Addr::from)).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[2], Ipv6Addr::from(u128::MAX));
+        let mut pool = Pool::v6(
+            top("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"),
+            Ipv6Addr::UNSPECIFIED,
+        );
+        assert_eq!(pool.allocate("x"), None);
+        let mut pool = Pool::v6(top("::/0"), Ipv6Addr::UNSPECIFIED);
+        assert_eq!(pool.allocate("x"), Some(1));
     }
 
     #[test]

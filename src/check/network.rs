@@ -12,6 +12,15 @@ use crate::error::{Diagnostic, ErrorKind};
 use crate::model::{bridge_name, object_id, Driver, Ipv6Subnet, Network, ObjectKind, DEFAULT_MTU};
 use crate::syntax::{Opt, Span, Word};
 
+/// The longest IPv4 prefix a network may have: a /30 holds the network address, the
+/// gateway, one endpoint and the broadcast address. A /31 (RFC 3021) has no room for a
+/// gateway besides its one endpoint, and a /32 has room for nothing; so for macvlan too,
+/// whose gateway is a router on the parent's link.
+const LONGEST_PREFIX_V4: u8 = 30;
+/// The longest IPv6 prefix: a /126 holds the subnet-router anycast address (`::0`), the
+/// gateway (`::1`) and two endpoints; a /127 would hold the gateway alone.
+const LONGEST_PREFIX_V6: u8 = 126;
+
 /// Networks declared without a subnet get the first free /24 of this pool, as Podman does.
 const AUTO_SUBNET_POOL: Ipv4Addr = Ipv4Addr::new(10, 89, 0, 0);
 
@@ -25,7 +34,7 @@ struct NetworkOptions<'w> {
     subnet_given: bool,
     gateway: Option<(Ipv4Addr, &'w Word)>,
     ip_range: Option<(Ipv4Network, &'w Word)>,
-    ipv6: Option<Ipv6Network>,
+    ipv6: Option<(Ipv6Network, &'w Word)>,
     bridge: Option<(String, &'w Word)>,
     parent: Option<String>,
     mtu: Option<u32>,
@@ -60,6 +69,16 @@ impl Checker<'_> {
             self.check_addressing(subnet, &options, subnet_span);
             self.subnet_free(&name, subnet, subnet_span);
         }
+        if let Some((ipv6, word)) = options.ipv6 {
+            if ipv6.prefix() > LONGEST_PREFIX_V6 {
+                let kind = ErrorKind::SubnetTooSmall {
+                    subnet: ipv6.to_string(),
+                    driver,
+                    longest_prefix: LONGEST_PREFIX_V6,
+                };
+                self.error(kind, word.span);
+            }
+        }
         if driver == Driver::Macvlan && options.parent.is_none() {
             self.error(
                 ErrorKind::MacvlanWithoutParent,
@@ -92,7 +111,7 @@ impl Checker<'_> {
                 .gateway
                 .map_or_else(|| first_host(subnet), |(gateway, _)| gateway),
             ip_range: options.ip_range.map(|(range, _)| range),
-            ipv6: options.ipv6.map(|subnet| Ipv6Subnet {
+            ipv6: options.ipv6.map(|(subnet, _)| Ipv6Subnet {
                 subnet,
                 gateway: first_host6(subnet),
             }),
@@ -130,7 +149,9 @@ impl Checker<'_> {
         if let Some(w) = word(self, "ip-range") {
             parsed.ip_range = with_word(self.value(w, "ip-range", values::subnet4), w);
         }
-        parsed.ipv6 = word(self, "ipv6").and_then(|w| self.value(w, "IPv6 subnet", values::subnet6));
+        if let Some(w) = word(self, "ipv6") {
+            parsed.ipv6 = with_word(self.value(w, "IPv6 subnet", values::subnet6), w);
+        }
         if let Some(w) = word(self, "bridge") {
             parsed.bridge = with_word(self.value(w, "interface name", ifname), w);
         }
@@ -204,10 +225,12 @@ impl Checker<'_> {
     /// inside it.
     fn check_addressing(&mut self, subnet: Ipv4Network, options: &NetworkOptions, subnet_span: Span) {
         let driver = options.driver.map_or(Driver::Bridge, |(driver, _)| driver);
-        if driver == Driver::Bridge && subnet.prefix() > 30 {
+        if subnet.prefix() > LONGEST_PREFIX_V4 {
             self.error(
                 ErrorKind::SubnetTooSmall {
                     subnet: subnet.to_string(),
+                    driver,
+                    longest_prefix: LONGEST_PREFIX_V4,
                 },
                 subnet_span,
             );
@@ -295,7 +318,7 @@ fn network_differences(existing: &Network, wanted: &NetworkOptions) -> Differenc
     differences.compare(
         "ipv6",
         list_or_none(&existing.ipv6.map(|v| v.subnet).into_iter().collect::<Vec<_>>()),
-        wanted.ipv6.map(|v| v.to_string()),
+        wanted.ipv6.map(|(v, _)| v.to_string()),
     );
     differences.compare(
         "bridge",
@@ -321,12 +344,19 @@ fn overlaps(a: Ipv4Network, b: Ipv4Network) -> bool {
     a.contains(b.network()) || b.contains(a.network())
 }
 
+/// The address after the network address: the gateway unless another is given.
 pub(super) fn first_host(subnet: Ipv4Network) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(subnet.network()) + 1)
+    subnet
+        .nth(1)
+        .expect("a subnet of /30 or shorter holds a second address")
 }
 
 fn first_host6(subnet: Ipv6Network) -> Ipv6Addr {
-    Ipv6Addr::from(u128::from(subnet.network()) + 1)
+    let network = u128::from(subnet.network());
+    let first = network
+        .checked_add(1)
+        .expect("a subnet of /126 or shorter holds a second address");
+    Ipv6Addr::from(first)
 }
 
 /// Why a gateway cannot serve its subnet, if it cannot.

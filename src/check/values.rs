@@ -121,9 +121,6 @@ pub fn subnet6(text: &str) -> Result<Ipv6Network, String> {
             net.network()
         ));
     }
-    if prefix > 126 {
-        return Err("an IPv6 subnet needs a prefix of /126 or shorter".into());
-    }
     Ok(net)
 }
 
@@ -187,19 +184,30 @@ pub fn published_port(text: &str, host_ip: Option<IpAddr>) -> Result<PublishedPo
     })
 }
 
-/// `500ms`, `2s`, `1m`, or a plain number of seconds.
+/// The longest duration: a timeout is a wait, and a day is longer than any wait of cnm's.
+const DURATION_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `500ms`, `2s`, `1m`, or a plain number of seconds; at most [`DURATION_MAX`].
 pub fn duration(text: &str) -> Result<Duration, &'static str> {
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| "a duration is a number and a unit, such as 500ms, 2s or 1m")?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err("a duration's unit is ms, s or m"),
+    if number.is_empty() {
+        return Err("a duration is a number and a unit, such as 500ms, 2s or 1m");
     }
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        _ => return Err("a duration's unit is ms, s or m"),
+    };
+    const TOO_LONG: &str = "a duration is at most 1440m (one day)";
+    // All digits: a number too large for u64 is too long, not malformed.
+    let number: u64 = number.parse().map_err(|_| TOO_LONG)?;
+    let duration = number
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .filter(|d| *d <= DURATION_MAX);
+    duration.ok_or(TOO_LONG)
 }
 
 /// `A..B` with whole numbers, A <= B, at most `limit` values.
@@ -265,6 +273,20 @@ mod tests {
         assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(duration("3"), Ok(Duration::from_secs(3)));
         assert!(duration("3h").is_err());
+        assert_eq!(duration("1440m"), Ok(Duration::from_secs(86_400)));
+        for too_long in [
+            "1441m",
+            "86401s",
+            "86400001ms",
+            "999999999999999999m",
+            "18446744073709551616s",
+        ] {
+            assert_eq!(
+                duration(too_long),
+                Err("a duration is at most 1440m (one day)"),
+                "{too_long}"
+            );
+        }
     }
 
     #[test]

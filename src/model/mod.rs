@@ -73,7 +73,7 @@ pub struct Ipv6Subnet {
     pub gateway: Ipv6Addr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
     Bridge,
