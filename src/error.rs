@@ -269,6 +269,16 @@ pub enum ErrorKind {
     #[error("bridge `{bridge}` is already the bridge of network `{other}`")]
     BridgeTaken { bridge: String, other: String },
 
+    #[error(
+        "network `{network}` would have {ports} endpoints on bridge `{bridge}`, which holds at most {limit}"
+    )]
+    BridgeFull {
+        network: String,
+        bridge: String,
+        ports: usize,
+        limit: usize,
+    },
+
     #[error("interface `{ifname}` already exists in sandbox `{sandbox}`")]
     IfnameTaken { ifname: String, sandbox: String },
 
@@ -338,6 +348,7 @@ impl ErrorKind {
             EndpointOnOtherNetwork { .. } => "endpoint-on-other-network",
             SandboxShared { .. } => "sandbox-shared",
             BridgeTaken { .. } => "bridge-taken",
+            BridgeFull { .. } => "bridge-full",
             IfnameTaken { .. } => "ifname-taken",
             MacvlanWithoutParent => "macvlan-without-parent",
             MtuOutOfRange { .. } => "mtu-out-of-range",
@@ -384,6 +395,7 @@ impl ErrorKind {
             EndpointOnOtherNetwork { .. } => "on another network".into(),
             SandboxShared { .. } => "still shared".into(),
             BridgeTaken { .. } => "bridge already in use".into(),
+            BridgeFull { .. } => "one endpoint too many".into(),
             IfnameTaken { .. } => "interface name in use".into(),
             MacvlanWithoutParent => "macvlan needs a parent".into(),
             MtuOutOfRange { .. } => "MTU out of range".into(),
@@ -461,6 +473,9 @@ impl ErrorKind {
             EndpointOnOtherNetwork { .. } => Some("an endpoint joins the network it was created on".into()),
             SandboxShared { .. } => Some("remove the sandboxes that share its namespace first".into()),
             BridgeTaken { .. } => Some("give each network its own bridge".into()),
+            BridgeFull { limit, .. } => Some(format!(
+                "a Linux bridge holds at most {limit} ports: spread the sandboxes over more networks, or stop some"
+            )),
             IfnameTaken { .. } => Some("give the endpoint another `ifname`".into()),
             MacvlanWithoutParent => Some("name the host interface to attach to, e.g. `parent eth0`".into()),
             MtuOutOfRange { .. } => Some("Linux accepts an MTU from 68 to 65535".into()),

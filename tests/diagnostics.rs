@@ -808,6 +808,53 @@ fn bridge_taken_from_the_default_network() {
 }
 
 #[test]
+fn bridge_full() {
+    // Said once, at the statement that makes the 1,024th port, not once per port after it.
+    snapshot(
+        "bridge_full",
+        &["bridge-full"],
+        "network big subnet 10.1.0.0/16\nfor i in 1..2000 {\n    sandbox s$i mode none\n    connect s$i to big\n}\n",
+    );
+}
+
+#[test]
+fn bridge_full_counting_the_committed_state() {
+    snapshot_against(
+        "bridge_full_counting_the_committed_state",
+        "network big subnet 10.1.0.0/16\nfor i in 1..1000 {\n    sandbox s$i\n    connect s$i to big\n}",
+        &["bridge-full"],
+        "sandbox late1 mode none\nsandbox late2 mode none\nfor i in 1..22 {\n    sandbox t$i mode none\n    connect t$i to big\n}\nconnect late1 to big\nconnect late2 to big\n",
+    );
+}
+
+#[test]
+fn bridge_ports_count_running_sandboxes_only() {
+    let fill = "network big subnet 10.1.0.0/16\nfor i in 1..1024 {\n    sandbox s$i mode none\n    connect s$i to big\n}\n";
+    let (codes, _) = check_text(&Model::empty(), fill);
+    assert_eq!(codes, ["bridge-full"]);
+    // A stopped sandbox has no veth: 1,023 ports.
+    let (codes, rendered) = check_text(&Model::empty(), &format!("{fill}stop s7\n"));
+    assert!(codes.is_empty(), "{rendered}");
+    // Starting it again makes the 1,024th, and `start` is the statement to blame.
+    let stopped = committed(&format!("{fill}stop s7\n"));
+    let (codes, rendered) = check_text(&stopped, "start s7\n");
+    assert_eq!(codes, ["bridge-full"], "{rendered}");
+    assert!(rendered.contains("test.cnm:1:1"), "{rendered}");
+    // Endpoints not joined, and macvlan networks, have no bridge port.
+    let (codes, rendered) = check_text(
+        &Model::empty(),
+        &format!("{fill}disconnect s1 from big\nendpoint spare on big\n"),
+    );
+    assert!(codes.is_empty(), "{rendered}");
+    let macvlan = fill.replace(
+        "subnet 10.1.0.0/16",
+        "driver macvlan parent eth0 subnet 10.1.0.0/16",
+    );
+    let (codes, rendered) = check_text(&Model::empty(), &macvlan);
+    assert!(codes.is_empty(), "{rendered}");
+}
+
+#[test]
 fn macvlan_without_parent() {
     snapshot(
         "macvlan_without_parent",

@@ -628,3 +628,43 @@ fn sigterm_during_an_apply_rolls_it_back() {
         assert!(log.contains("rolled back: interrupted"), "{log}");
     });
 }
+
+#[test]
+fn a_bridge_never_gets_more_ports_than_the_kernel_allows() {
+    in_namespaces("a_bridge_never_gets_more_ports_than_the_kernel_allows", |env| {
+        let fleet = |n: usize| {
+            let path = env.etc.with_file_name(format!("fleet-{n}.cnm"));
+            let script = format!(
+                "network big subnet 10.1.0.0/16\nfor i in 1..{n} {{\n    sandbox s$i mode none\n    connect s$i to big\n}}\n"
+            );
+            std::fs::write(&path, script).unwrap();
+            path.display().to_string()
+        };
+
+        // One port too many: refused by the checker, before anything is made.
+        let out = env.cnm(&["apply", &fleet(1024)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(
+                "network `big` would have 1024 endpoints on bridge `cnm-big`, which holds at most 1023"
+            ),
+            "{err}"
+        );
+        assert_eq!(err.matches("cnm::bridge-full").count(), 1, "said once: {err}");
+        let links: Vec<String> = ip_json(&["link"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(links, ["lo"]);
+        assert_eq!(namespaces(), Vec::<String>::new());
+        assert_eq!(env.state_json(), None);
+
+        // As many as it holds: every one a port of the bridge.
+        env.cnm_ok(&["apply", &fleet(1023)]);
+        let ports = ip_json(&["link", "show", "master", "cnm-big"]);
+        assert_eq!(ports.as_array().unwrap().len(), 1023);
+    });
+}

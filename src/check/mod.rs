@@ -4,6 +4,7 @@
 //! Pure: it reads the script's files and nothing else.
 
 mod actions;
+mod bridge_ports;
 mod connect;
 mod default_network;
 mod differences;
@@ -20,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub use actions::{Action, Target};
+pub use bridge_ports::BRIDGE_PORT_LIMIT;
 pub use suggest::closest as suggest_name;
 
 use crate::error::{Diagnostic, ErrorKind};
@@ -62,6 +64,7 @@ pub fn check(
             Err(e) => checker.errors.push(*e),
         }
     }
+    checker.check_bridge_ports();
     checker.allocate_addresses();
     checker.finish()
 }
