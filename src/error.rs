@@ -228,6 +228,13 @@ pub enum ErrorKind {
         holder: String,
     },
 
+    #[error("MAC {mac} on network `{network}` is already taken by {holder}")]
+    MacTaken {
+        mac: String,
+        network: String,
+        holder: String,
+    },
+
     #[error("network `{network}` has no free address left in {range}")]
     AddressesExhausted { network: String, range: String },
 
@@ -337,6 +344,7 @@ impl ErrorKind {
             AddressIsGateway { .. } => "address-is-gateway",
             AddressReserved { .. } => "address-reserved",
             AddressTaken { .. } => "address-taken",
+            MacTaken { .. } => "mac-taken",
             AddressesExhausted { .. } => "addresses-exhausted",
             ConnectedTwice { .. } => "connected-twice",
             NotConnected { .. } => "not-connected",
@@ -384,6 +392,7 @@ impl ErrorKind {
             AddressIsGateway { .. } => "the gateway's address".into(),
             AddressReserved { which, .. } => format!("the {which} address"),
             AddressTaken { holder, .. } => format!("taken by {holder}"),
+            MacTaken { holder, .. } => format!("taken by {holder}"),
             AddressesExhausted { .. } => "no address left for this".into(),
             ConnectedTwice { .. } => "connected again here".into(),
             NotConnected { .. } => "not connected".into(),
@@ -458,6 +467,7 @@ impl ErrorKind {
                 Some("pick a free host address inside the subnet, or leave `ip` out to have one allocated".into())
             }
             AddressTaken { .. } => Some("each address is given to one endpoint; pick another or leave `ip` out".into()),
+            MacTaken { .. } => Some("each endpoint on a network has a MAC of its own; pick another or leave `mac` out".into()),
             AddressesExhausted { .. } => Some("use a larger subnet or ip-range, or remove endpoints".into()),
             ConnectedTwice { .. } => Some("a sandbox has one endpoint per network".into()),
             NotConnected { .. } => {

@@ -940,6 +940,32 @@ fn static_ipv6_is_gateway() {
 }
 
 #[test]
+fn mac_taken() {
+    snapshot(
+        "mac_taken",
+        &["mac-taken"],
+        "network n subnet 10.1.0.0/24\nsandbox a mode none\nsandbox b mode none\nconnect a to n mac 02:42:ac:11:00:02\nconnect b to n mac 02:42:AC:11:00:02\n",
+    );
+}
+
+#[test]
+fn mac_taken_by_a_derived_mac() {
+    // b gets 10.1.0.2, whose derived MAC a asks for; the MAC given is the one to change.
+    let (codes, rendered) = check_text(
+        &Model::empty(),
+        "network n subnet 10.1.0.0/24\nsandbox a mode none\nsandbox b mode none\nconnect a to n ip 10.1.0.9 mac 02:42:0a:01:00:02\nconnect b to n\n",
+    );
+    assert_eq!(codes, ["mac-taken"], "{rendered}");
+    assert!(rendered.contains("test.cnm:4:"), "{rendered}");
+    // The same MAC on two networks is two segments: no clash.
+    let (codes, rendered) = check_text(
+        &Model::empty(),
+        "network n subnet 10.1.0.0/24\nnetwork m subnet 10.2.0.0/24\nsandbox a mode none\nconnect a to n mac 02:42:ac:11:00:02\nconnect a to m mac 02:42:ac:11:00:02\n",
+    );
+    assert!(codes.is_empty(), "{rendered}");
+}
+
+#[test]
 fn addresses_exhausted() {
     snapshot(
         "addresses_exhausted",

@@ -17,7 +17,7 @@ use crate::syntax::{Opt, Span, Word};
 pub(super) struct AddressOptions {
     pub(super) ip: Option<(Ipv4Addr, Span)>,
     pub(super) ipv6: Option<(Ipv6Addr, Span)>,
-    pub(super) mac: Option<String>,
+    pub(super) mac: Option<(String, Span)>,
     pub(super) aliases: Option<Vec<String>>,
     pub(super) ifname: Option<(String, Span)>,
 }
@@ -59,7 +59,11 @@ impl Checker<'_> {
             existing.ipv6.map_or("none".to_string(), |ip| ip.to_string()),
             wanted.ipv6.map(|(ip, _)| ip.to_string()),
         );
-        differences.compare("mac", existing.mac.as_str(), wanted.mac.as_deref());
+        differences.compare(
+            "mac",
+            existing.mac.as_str(),
+            wanted.mac.as_ref().map(|(mac, _)| mac.as_str()),
+        );
         differences.compare(
             "alias",
             list_or_none(&existing.aliases),
@@ -83,7 +87,8 @@ impl Checker<'_> {
             single(self, "ip").and_then(|w| Some((self.value(w, "IPv4 address", values::ipv4)?, w.span)));
         let ipv6 =
             single(self, "ipv6").and_then(|w| Some((self.value(w, "IPv6 address", values::ipv6)?, w.span)));
-        let mac = single(self, "mac").and_then(|w| self.value(w, "MAC address", values::mac));
+        let mac =
+            single(self, "mac").and_then(|w| Some((self.value(w, "MAC address", values::mac)?, w.span)));
         let ifname =
             single(self, "ifname").and_then(|w| Some((self.value(w, "interface name", ifname)?, w.span)));
         // `endpoint NAME` is resolved by `connect` itself; it only needs a value here.
@@ -210,7 +215,7 @@ impl Checker<'_> {
             endpoint: name.clone(),
             static_ip: addresses.ip,
             static_ipv6: addresses.ipv6,
-            mac_given: addresses.mac.is_some(),
+            static_mac: addresses.mac.as_ref().map(|(_, span)| *span),
             span,
         });
         let endpoint = Endpoint {
@@ -221,7 +226,7 @@ impl Checker<'_> {
             ip: Ipv4Addr::UNSPECIFIED,
             static_ip: addresses.ip.is_some(),
             ipv6: None,
-            mac: addresses.mac.unwrap_or_default(),
+            mac: addresses.mac.map(|(mac, _)| mac).unwrap_or_default(),
             aliases: addresses.aliases.unwrap_or_default(),
             ifname,
             host_ifname,

@@ -4,7 +4,7 @@
 //! static ones a script asks for, then the rest are handed out in statement order.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::{Ipv4Network, Ipv6Network};
@@ -98,7 +98,8 @@ pub(super) struct PendingAddress {
     pub(super) endpoint: String,
     pub(super) static_ip: Option<(Ipv4Addr, Span)>,
     pub(super) static_ipv6: Option<(Ipv6Addr, Span)>,
-    pub(super) mac_given: bool,
+    /// Where the script gives the MAC, if it does.
+    pub(super) static_mac: Option<Span>,
     pub(super) span: Span,
 }
 
@@ -180,7 +181,7 @@ impl Checker<'_> {
                 }
             }
         }
-        let mut exhausted = std::collections::HashSet::new();
+        let mut exhausted = HashSet::new();
         for p in &live {
             let endpoint = &self.model.endpoints[&p.endpoint];
             let network = &self.model.networks[&endpoint.network];
@@ -220,9 +221,42 @@ impl Checker<'_> {
                 let endpoint = self.model.endpoints.get_mut(&p.endpoint).expect("live");
                 endpoint.ip = ip;
                 endpoint.ipv6 = ipv6;
-                if !p.mac_given {
+                if p.static_mac.is_none() {
                     endpoint.mac = values::mac_for(ip);
                 }
+            }
+        }
+        self.errors.extend(errors);
+    }
+
+    /// A MAC the script gives is held by no other endpoint on the network: not by one
+    /// that exists, nor one whose MAC is derived from its address, nor one given a MAC
+    /// earlier in the script. Run once addresses, and so the derived MACs, are allocated.
+    pub(super) fn check_static_macs(&mut self) {
+        let given: HashSet<&str> = self
+            .pending
+            .iter()
+            .filter(|p| p.static_mac.is_some())
+            .map(|p| p.endpoint.as_str())
+            .collect();
+        let mut seen = HashSet::new();
+        let mut errors = Vec::new();
+        for p in &self.pending {
+            let (Some(span), Some(endpoint)) = (p.static_mac, self.model.endpoints.get(&p.endpoint)) else {
+                continue;
+            };
+            seen.insert(p.endpoint.as_str());
+            let holder = self.model.endpoints_on(&endpoint.network).find(|other| {
+                let earlier = !given.contains(other.name.as_str()) || seen.contains(other.name.as_str());
+                other.name != endpoint.name && other.mac == endpoint.mac && earlier
+            });
+            if let Some(holder) = holder {
+                let kind = ErrorKind::MacTaken {
+                    mac: endpoint.mac.clone(),
+                    network: endpoint.network.clone(),
+                    holder: format!("endpoint `{}`", holder.name),
+                };
+                errors.push(Diagnostic::new(kind, span));
             }
         }
         self.errors.extend(errors);
