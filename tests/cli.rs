@@ -308,3 +308,33 @@ fn a_lock_timeout_too_long_is_refused_not_overflowed() {
     let out = cnm(&state, &["--lock-timeout", "1440m", "show"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn an_inconsistent_state_is_refused_and_left_as_it_is() {
+    let state = StateDir::new("inconsistent");
+    // A hand-edited state: an endpoint on a network the state does not hold.
+    let text = r#"{
+  "format_version": 1,
+  "networks": {},
+  "sandboxes": {},
+  "endpoints": {
+    "x": {"name": "x", "id": "1", "network": "n", "ip": "10.1.0.2", "mac": "02:42:0a:01:00:02", "host_ifname": "veth1"}
+  }
+}
+"#;
+    let path = state.0.join("state.json");
+    std::fs::write(&path, text).unwrap();
+    for args in [&["plan", "scripts/seed.cnm"][..], &["show"], &["inspect", "x"]] {
+        let out = cnm(&state, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "error: {} is inconsistent: endpoint `x` names network `n`, which the state does not hold\n",
+                path.display()
+            ),
+            "{args:?}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}

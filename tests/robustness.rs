@@ -759,3 +759,249 @@ fn example_scripts_plan_deterministically() {
         assert!(plan.is_empty(), "{name} is not idempotent");
     }
 }
+
+// ---- state.json ------------------------------------------------------------------------
+
+/// Values to put into a state: names the seed's objects have, addresses and subnets at
+/// the ends of their ranges, numbers past every integer type, and things of wrong kinds.
+#[rustfmt::skip]
+const STATE_STRINGS: &[&str] = &[
+    "A", "B", "C", "web1", "backend", "frontend", "nowhere", "A.backend", "B.frontend", "", "..",
+    "../../etc", "a/b", "eth0", "eth1", "lo", "cnm-backend", "averyveryverylongifname",
+    "bridge", "macvlan", "none", "host", "container:A", "container:web1", "container:ghost",
+    "container:", "running", "stopped", "tcp", "udp",
+    "10.1.0.0/24", "10.1.0.0/31", "10.1.0.0/32", "0.0.0.0/0", "0.0.0.0/32", "255.255.255.255/32",
+    "10.2.0.0/24", "10.1.0.2", "10.1.0.1", "10.1.0.0", "10.1.0.255", "0.0.0.0", "255.255.255.255",
+    "fd00::/64", "fd00::/127", "fd00::/128", "fd00::1", "::",
+    "02:42:0a:01:00:02", "02:42:0a:01:00:03", "ff:ff:ff:ff:ff:ff", "not a mac",
+];
+
+const STATE_KEYS: &[&str] = &[
+    "format_version",
+    "networks",
+    "sandboxes",
+    "endpoints",
+    "name",
+    "id",
+    "driver",
+    "subnet",
+    "gateway",
+    "ip_range",
+    "ipv6",
+    "bridge",
+    "parent",
+    "mtu",
+    "internal",
+    "mode",
+    "hostname",
+    "dns",
+    "status",
+    "published",
+    "network",
+    "sandbox",
+    "ip",
+    "static_ip",
+    "mac",
+    "aliases",
+    "ifname",
+    "host_ifname",
+    "default_route",
+    "host_port",
+    "port",
+    "protocol",
+];
+
+/// A JSON leaf: boundary numbers (0, 2^32, 2^64, negative, fractional) among the rest.
+fn state_leaf() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::{json, Value};
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        select(
+            &[
+                0i64,
+                1,
+                -1,
+                67,
+                68,
+                1500,
+                65535,
+                65536,
+                4294967295,
+                4294967296,
+                i64::MIN
+            ][..]
+        )
+        .prop_map(|n| json!(n)),
+        Just(json!(18446744073709551615u64)),
+        Just(serde_json::from_str::<Value>("18446744073709551616").unwrap()),
+        Just(json!(1.5)),
+        select(STATE_STRINGS).prop_map(|s| json!(s)),
+        Just(json!([])),
+        Just(json!({})),
+    ]
+}
+
+/// JSON of any shape, with the state's own keys.
+fn arbitrary_json() -> impl Strategy<Value = serde_json::Value> {
+    state_leaf().prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+            proptest::collection::vec(
+                (select(STATE_KEYS).prop_union(select(STATE_STRINGS)), inner),
+                0..6
+            )
+            .prop_map(|entries| serde_json::Value::Object(
+                entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            )),
+        ]
+    })
+}
+
+/// One change somewhere in a state: the path is chosen by indices at each level.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Replace(serde_json::Value),
+    Remove,
+    /// Copies the value under another key of its object (or to the end of its array).
+    Duplicate(&'static str),
+    /// Moves the value to another key of its object.
+    Rename(&'static str),
+}
+
+fn mutation() -> impl Strategy<Value = (Vec<proptest::sample::Index>, Mutation)> {
+    let change = prop_oneof![
+        4 => state_leaf().prop_map(Mutation::Replace),
+        2 => Just(Mutation::Remove),
+        1 => select(STATE_STRINGS).prop_map(Mutation::Duplicate),
+        1 => select(STATE_STRINGS).prop_map(Mutation::Rename),
+    ];
+    (
+        proptest::collection::vec(any::<proptest::sample::Index>(), 1..5),
+        change,
+    )
+}
+
+/// Applies `change` at the place `path` leads to (as deep as the value goes).
+fn mutate(value: &mut serde_json::Value, path: &[proptest::sample::Index], change: Mutation) {
+    use serde_json::Value;
+    let (step, rest) = path.split_first().expect("a path of one step or more");
+    let key = match value {
+        Value::Object(map) if !map.is_empty() => {
+            let key = map.keys().nth(step.index(map.len())).unwrap().clone();
+            if !rest.is_empty() && matches!(map[&key], Value::Object(_) | Value::Array(_)) {
+                return mutate(map.get_mut(&key).unwrap(), rest, change);
+            }
+            key
+        }
+        Value::Array(items) if !items.is_empty() => {
+            let at = step.index(items.len());
+            if !rest.is_empty() && matches!(items[at], Value::Object(_) | Value::Array(_)) {
+                return mutate(&mut items[at], rest, change);
+            }
+            match change {
+                Mutation::Replace(new) => items[at] = new,
+                Mutation::Remove | Mutation::Rename(_) => {
+                    items.remove(at);
+                }
+                Mutation::Duplicate(_) => items.push(items[at].clone()),
+            }
+            return;
+        }
+        _ => {
+            if let Mutation::Replace(new) = change {
+                *value = new;
+            }
+            return;
+        }
+    };
+    let Value::Object(map) = value else {
+        unreachable!("matched above")
+    };
+    match change {
+        Mutation::Replace(new) => {
+            map.insert(key, new);
+        }
+        Mutation::Remove => {
+            map.remove(&key);
+        }
+        Mutation::Duplicate(other) => {
+            let copy = map[&key].clone();
+            map.insert(other.to_string(), copy);
+        }
+        Mutation::Rename(other) => {
+            let moved = map.remove(&key).unwrap();
+            map.insert(other.to_string(), moved);
+        }
+    }
+}
+
+/// The state `cnm apply scripts/seed.cnm` commits, as JSON.
+fn seed_state() -> &'static serde_json::Value {
+    static STATE: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    STATE.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+        let text = std::fs::read_to_string(dir.join("seed.cnm")).unwrap();
+        let (model, _) = run(&text, &Model::empty()).expect("the seed checks");
+        serde_json::from_str(&cnm::state::to_json(&model)).unwrap()
+    })
+}
+
+/// Runs the read-only commands over `state` as state.json; none may panic.
+fn commands_survive(state: &str) -> Result<(), TestCaseError> {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("cnm-robustness-state-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("state.json"), state).unwrap();
+    let commands: [&[&str]; 6] = [
+        &["plan", "scripts/seed.cnm"],
+        &["check", "scripts/seed.cnm"],
+        &["show"],
+        &["inspect", "A"],
+        &["inspect", "backend"],
+        &["inspect", "A.backend"],
+    ];
+    let mut outcome = Ok(());
+    for args in commands {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cnm"))
+            .arg("--state-dir")
+            .arg(&dir)
+            .args(args)
+            .env_remove("CNM_STATE_DIR")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(101) || stderr.contains("panicked") {
+            outcome = Err(TestCaseError::fail(format!(
+                "cnm {args:?} panicked on\n{state}\n{stderr}"
+            )));
+            break;
+        }
+    }
+    let unchanged = std::fs::read_to_string(dir.join("state.json")).unwrap() == state;
+    std::fs::remove_dir_all(&dir).unwrap();
+    prop_assert!(unchanged, "state.json was overwritten");
+    outcome
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    #[test]
+    fn no_state_file_makes_a_command_panic(state in arbitrary_json()) {
+        commands_survive(&state.to_string())?;
+    }
+
+    #[test]
+    fn no_mutation_of_a_committed_state_makes_a_command_panic(
+        mutations in proptest::collection::vec(mutation(), 1..4),
+    ) {
+        let mut state = seed_state().clone();
+        for (path, change) in mutations {
+            mutate(&mut state, &path, change);
+        }
+        commands_survive(&serde_json::to_string_pretty(&state).unwrap())?;
+    }
+}

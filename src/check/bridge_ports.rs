@@ -10,7 +10,7 @@ use crate::model::{Driver, Endpoint, ObjectKind};
 use crate::syntax::Span;
 
 /// The most ports the kernel lets one bridge hold (`BR_MAX_PORTS` less port 0).
-pub const BRIDGE_PORT_LIMIT: usize = 1023;
+const BRIDGE_PORT_LIMIT: usize = 1023;
 
 impl Checker<'_> {
     /// One error per bridge network with more ports than its bridge holds, at the

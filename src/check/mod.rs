@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub use actions::{Action, Target};
-pub use bridge_ports::BRIDGE_PORT_LIMIT;
+pub use network::{LONGEST_PREFIX_V4, LONGEST_PREFIX_V6};
 pub use suggest::closest as suggest_name;
 
 use crate::error::{Diagnostic, ErrorKind};
@@ -66,6 +66,7 @@ pub fn check(
     }
     checker.check_bridge_ports();
     checker.allocate_addresses();
+    checker.check_static_macs();
     checker.finish()
 }
 

@@ -16,10 +16,10 @@ use crate::syntax::{Opt, Span, Word};
 /// gateway, one endpoint and the broadcast address. A /31 (RFC 3021) has no room for a
 /// gateway besides its one endpoint, and a /32 has room for nothing; so for macvlan too,
 /// whose gateway is a router on the parent's link.
-const LONGEST_PREFIX_V4: u8 = 30;
+pub const LONGEST_PREFIX_V4: u8 = 30;
 /// The longest IPv6 prefix: a /126 holds the subnet-router anycast address (`::0`), the
 /// gateway (`::1`) and two endpoints; a /127 would hold the gateway alone.
-const LONGEST_PREFIX_V6: u8 = 126;
+pub const LONGEST_PREFIX_V6: u8 = 126;
 
 /// Networks declared without a subnet get the first free /24 of this pool, as Podman does.
 const AUTO_SUBNET_POOL: Ipv4Addr = Ipv4Addr::new(10, 89, 0, 0);

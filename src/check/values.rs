@@ -147,15 +147,16 @@ pub fn mac_for(ip: Ipv4Addr) -> String {
     format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
 }
 
+/// The MTUs Linux accepts on an interface.
+pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
+
 pub fn mtu(text: &str) -> Result<u32, Option<String>> {
-    let value: u64 = text
-        .parse()
-        .map_err(|_| Some("an MTU is a whole number of bytes".to_string()))?;
-    if (68..=65535).contains(&value) {
-        Ok(value as u32)
-    } else {
-        Err(None)
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Some("an MTU is a whole number of bytes".to_string()));
     }
+    // All digits: a number too large for u32 is out of range, not malformed.
+    let value: Option<u32> = text.parse().ok();
+    value.filter(|mtu| MTU_RANGE.contains(mtu)).ok_or(None)
 }
 
 pub fn port(text: &str) -> Result<u16, &'static str> {
