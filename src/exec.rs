@@ -271,7 +271,7 @@ mod tests {
             peer: "eth0".into(),
             netns: "A".into(),
             mtu: 1500,
-            mac: "02:42:0a:01:00:02".into(),
+            mac: "02:42:0a:01:00:02".parse().unwrap(),
         };
         let exists = KernelError::errno(libc::EEXIST, "File exists");
         assert_eq!(

@@ -179,7 +179,7 @@ mod tests {
             ),
             (
                 "same-mac",
-                |m| m.endpoints["B.backend"].mac = m.endpoints["A.backend"].mac.clone(),
+                |m| m.endpoints["B.backend"].mac = m.endpoints["A.backend"].mac,
                 "endpoints `A.backend` and `B.backend` on network `backend` both have MAC 02:42:0a:01:00:02",
             ),
             (

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use super::{Backend, KernelError};
+use crate::model::Mac;
 use crate::plan::{EtcFile, Op};
 
 /// The host's namespace is the one with no name.
@@ -34,7 +35,7 @@ struct Namespace {
 struct Link {
     kind: LinkKind,
     mtu: u32,
-    mac: Option<String>,
+    mac: Option<Mac>,
     master: Option<String>,
     up: bool,
     addresses: BTreeSet<IpNetwork>,
@@ -52,7 +53,7 @@ enum LinkKind {
 }
 
 impl Link {
-    fn new(kind: LinkKind, mtu: u32, mac: Option<String>) -> Link {
+    fn new(kind: LinkKind, mtu: u32, mac: Option<Mac>) -> Link {
         Link {
             kind,
             mtu,
@@ -186,7 +187,7 @@ impl MemoryBackend {
                 let inner_end = LinkKind::Veth {
                     peer: (HOST.into(), link.clone()),
                 };
-                self.add_link(netns, peer, Link::new(inner_end, *mtu, Some(mac.clone())))?;
+                self.add_link(netns, peer, Link::new(inner_end, *mtu, Some(*mac)))?;
             }
             Op::AddMacvlan {
                 link,
@@ -199,7 +200,7 @@ impl MemoryBackend {
                 if !self.namespaces[HOST].links.contains_key(parent) {
                     return Err(no_device(parent));
                 }
-                self.add_link(netns, link, Link::new(LinkKind::Macvlan, *mtu, Some(mac.clone())))?;
+                self.add_link(netns, link, Link::new(LinkKind::Macvlan, *mtu, Some(*mac)))?;
             }
             Op::DelLink { netns, link } => self.del_link(Self::ns_name(netns), link),
             Op::SetMaster { link, master } => {
@@ -297,7 +298,7 @@ mod tests {
             peer: "eth0".into(),
             netns: "A".into(),
             mtu: 1500,
-            mac: "02:42:0a:00:00:02".into(),
+            mac: "02:42:0a:00:00:02".parse().unwrap(),
         };
         k.apply(&veth).unwrap();
         assert_eq!(k.apply(&veth).unwrap_err().errno, Some(libc::EEXIST));

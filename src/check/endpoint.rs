@@ -9,7 +9,7 @@ use super::ipam::PendingAddress;
 use super::network::ifname;
 use super::{values, Checker};
 use crate::error::ErrorKind;
-use crate::model::{object_id, veth_name, Endpoint, ObjectKind};
+use crate::model::{object_id, veth_name, Endpoint, Mac, ObjectKind};
 use crate::syntax::{Opt, Span, Word};
 
 /// The address options of `endpoint` and `connect`, parsed.
@@ -17,7 +17,7 @@ use crate::syntax::{Opt, Span, Word};
 pub(super) struct AddressOptions {
     pub(super) ip: Option<(Ipv4Addr, Span)>,
     pub(super) ipv6: Option<(Ipv6Addr, Span)>,
-    pub(super) mac: Option<(String, Span)>,
+    pub(super) mac: Option<(Mac, Span)>,
     pub(super) aliases: Option<Vec<String>>,
     pub(super) ifname: Option<(String, Span)>,
 }
@@ -59,11 +59,7 @@ impl Checker<'_> {
             existing.ipv6.map_or("none".to_string(), |ip| ip.to_string()),
             wanted.ipv6.map(|(ip, _)| ip.to_string()),
         );
-        differences.compare(
-            "mac",
-            existing.mac.as_str(),
-            wanted.mac.as_ref().map(|(mac, _)| mac.as_str()),
-        );
+        differences.compare("mac", existing.mac, wanted.mac.map(|(mac, _)| mac));
         differences.compare(
             "alias",
             list_or_none(&existing.aliases),
@@ -215,7 +211,7 @@ impl Checker<'_> {
             endpoint: name.clone(),
             static_ip: addresses.ip,
             static_ipv6: addresses.ipv6,
-            static_mac: addresses.mac.as_ref().map(|(_, span)| *span),
+            static_mac: addresses.mac.map(|(_, span)| span),
             span,
         });
         let endpoint = Endpoint {
@@ -226,7 +222,10 @@ impl Checker<'_> {
             ip: Ipv4Addr::UNSPECIFIED,
             static_ip: addresses.ip.is_some(),
             ipv6: None,
-            mac: addresses.mac.map(|(mac, _)| mac).unwrap_or_default(),
+            // Like `ip`, derived once addresses are allocated unless given.
+            mac: addresses
+                .mac
+                .map_or(values::mac_for(Ipv4Addr::UNSPECIFIED), |(mac, _)| mac),
             aliases: addresses.aliases.unwrap_or_default(),
             ifname,
             host_ifname,

@@ -252,7 +252,7 @@ impl Checker<'_> {
             });
             if let Some(holder) = holder {
                 let kind = ErrorKind::MacTaken {
-                    mac: endpoint.mac.clone(),
+                    mac: endpoint.mac.to_string(),
                     network: endpoint.network.clone(),
                     holder: format!("endpoint `{}`", holder.name),
                 };

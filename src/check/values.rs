@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipnetwork::{Ipv4Network, Ipv6Network};
 
-use crate::model::{Protocol, PublishedPort};
+use crate::model::{Mac, Protocol, PublishedPort};
 
 pub const NAME_MAX: usize = 64;
 
@@ -124,27 +124,23 @@ pub fn subnet6(text: &str) -> Result<Ipv6Network, String> {
     Ok(net)
 }
 
-/// A unicast MAC address, normalised to lower case: `02:42:0a:01:00:02`.
-pub fn mac(text: &str) -> Result<String, String> {
-    let bytes: Vec<u8> = text
-        .split(':')
-        .map(|b| (b.len() == 2).then(|| u8::from_str_radix(b, 16).ok()).flatten())
-        .collect::<Option<_>>()
-        .filter(|v: &Vec<u8>| v.len() == 6)
-        .ok_or("a MAC address is six hex pairs, such as 02:42:0a:01:00:05")?;
+/// A unicast MAC address other than all zeros, such as `02:42:0a:01:00:02`.
+pub fn mac(text: &str) -> Result<Mac, &'static str> {
+    let mac: Mac = text.parse()?;
+    let bytes = mac.octets();
     if bytes[0] & 1 == 1 {
-        return Err("this is a multicast address; the first byte must be even".into());
+        return Err("this is a multicast address; the first byte must be even");
     }
     if bytes.iter().all(|b| *b == 0) {
-        return Err("the all-zero address cannot be given to an interface".into());
+        return Err("the all-zero address cannot be given to an interface");
     }
-    Ok(text.to_ascii_lowercase())
+    Ok(mac)
 }
 
 /// The MAC Docker derives from an IPv4 address: 02:42 and the four address bytes.
-pub fn mac_for(ip: Ipv4Addr) -> String {
+pub fn mac_for(ip: Ipv4Addr) -> Mac {
     let [a, b, c, d] = ip.octets();
-    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+    Mac([0x02, 0x42, a, b, c, d])
 }
 
 /// The MTUs Linux accepts on an interface.
@@ -259,10 +255,13 @@ mod tests {
 
     #[test]
     fn macs() {
-        assert_eq!(mac("02:42:AC:11:00:02").unwrap(), "02:42:ac:11:00:02");
+        assert_eq!(mac("02:42:AC:11:00:02").unwrap().to_string(), "02:42:ac:11:00:02");
         assert!(mac("01:00:5e:00:00:01").is_err());
         assert!(mac("02:42:ac:11:00").is_err());
-        assert_eq!(mac_for("10.1.0.2".parse().unwrap()), "02:42:0a:01:00:02");
+        assert_eq!(
+            mac_for("10.1.0.2".parse().unwrap()).to_string(),
+            "02:42:0a:01:00:02"
+        );
     }
 
     #[test]

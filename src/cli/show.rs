@@ -114,7 +114,7 @@ pub fn show(settings: &Settings) -> Result<ExitCode, Failure> {
                 e.sandbox.clone().unwrap_or_else(|| "-".into()),
                 e.ifname.clone().unwrap_or_else(|| "-".into()),
                 format!("{}/{prefix}", e.ip),
-                e.mac.clone(),
+                e.mac.to_string(),
                 e.host_ifname.clone(),
                 e.aliases.join(" "),
             ]);

@@ -2,6 +2,7 @@
 //! the desired model from a script; the committed model is `state.json`. Both have this
 //! one shape, so a plan is the difference of two values of it.
 
+mod mac;
 mod names;
 
 use std::fmt;
@@ -11,6 +12,7 @@ use indexmap::IndexMap;
 use ipnetwork::{Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 
+pub use mac::Mac;
 pub use names::{bridge_name, endpoint_name, object_id, veth_name};
 
 /// The version of the `state.json` layout this cnm reads and writes.
@@ -216,7 +218,7 @@ pub struct Endpoint {
     pub static_ip: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Ipv6Addr>,
-    pub mac: String,
+    pub mac: Mac,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
     /// The interface name inside the sandbox (`eth0`, `eth1`, … in join order).

@@ -230,7 +230,7 @@ fn endpoints(model: &Model) -> Result<(), String> {
                 .hold(ipv6.to_string(), name)
                 .map_err(|other| format!("endpoints `{other}` and `{name}` both have address {ipv6}"))?;
         }
-        macs.hold((network.name.as_str(), endpoint.mac.to_string()), name)
+        macs.hold((network.name.as_str(), endpoint.mac), name)
             .map_err(|other| {
                 format!(
                     "endpoints `{other}` and `{name}` on network `{}` both have MAC {}",
