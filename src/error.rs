@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use miette::{LabeledSpan, NamedSource};
 
-use crate::model::ObjectKind;
+use crate::model::{Driver, ObjectKind};
 use crate::syntax::{Sources, Span};
 
 /// One error, raised at a span of the source.
@@ -185,8 +185,13 @@ pub enum ErrorKind {
         subnet: String,
     },
 
-    #[error("subnet {subnet} is too small for a bridge network")]
-    SubnetTooSmall { subnet: String },
+    #[error("subnet {subnet} is too small for a {driver} network")]
+    SubnetTooSmall {
+        subnet: String,
+        driver: Driver,
+        /// The longest prefix that leaves room for a gateway and an endpoint.
+        longest_prefix: u8,
+    },
 
     #[error("ip-range {range} is outside subnet {subnet}")]
     IpRangeOutsideSubnet { range: String, subnet: String },
@@ -219,6 +224,13 @@ pub enum ErrorKind {
     #[error("address {ip} on network `{network}` is already taken by {holder}")]
     AddressTaken {
         ip: String,
+        network: String,
+        holder: String,
+    },
+
+    #[error("MAC {mac} on network `{network}` is already taken by {holder}")]
+    MacTaken {
+        mac: String,
         network: String,
         holder: String,
     },
@@ -263,6 +275,16 @@ pub enum ErrorKind {
 
     #[error("bridge `{bridge}` is already the bridge of network `{other}`")]
     BridgeTaken { bridge: String, other: String },
+
+    #[error(
+        "network `{network}` would have {ports} endpoints on bridge `{bridge}`, which holds at most {limit}"
+    )]
+    BridgeFull {
+        network: String,
+        bridge: String,
+        ports: usize,
+        limit: usize,
+    },
 
     #[error("interface `{ifname}` already exists in sandbox `{sandbox}`")]
     IfnameTaken { ifname: String, sandbox: String },
@@ -322,6 +344,7 @@ impl ErrorKind {
             AddressIsGateway { .. } => "address-is-gateway",
             AddressReserved { .. } => "address-reserved",
             AddressTaken { .. } => "address-taken",
+            MacTaken { .. } => "mac-taken",
             AddressesExhausted { .. } => "addresses-exhausted",
             ConnectedTwice { .. } => "connected-twice",
             NotConnected { .. } => "not-connected",
@@ -333,6 +356,7 @@ impl ErrorKind {
             EndpointOnOtherNetwork { .. } => "endpoint-on-other-network",
             SandboxShared { .. } => "sandbox-shared",
             BridgeTaken { .. } => "bridge-taken",
+            BridgeFull { .. } => "bridge-full",
             IfnameTaken { .. } => "ifname-taken",
             MacvlanWithoutParent => "macvlan-without-parent",
             MtuOutOfRange { .. } => "mtu-out-of-range",
@@ -368,6 +392,7 @@ impl ErrorKind {
             AddressIsGateway { .. } => "the gateway's address".into(),
             AddressReserved { which, .. } => format!("the {which} address"),
             AddressTaken { holder, .. } => format!("taken by {holder}"),
+            MacTaken { holder, .. } => format!("taken by {holder}"),
             AddressesExhausted { .. } => "no address left for this".into(),
             ConnectedTwice { .. } => "connected again here".into(),
             NotConnected { .. } => "not connected".into(),
@@ -379,6 +404,7 @@ impl ErrorKind {
             EndpointOnOtherNetwork { .. } => "on another network".into(),
             SandboxShared { .. } => "still shared".into(),
             BridgeTaken { .. } => "bridge already in use".into(),
+            BridgeFull { .. } => "one endpoint too many".into(),
             IfnameTaken { .. } => "interface name in use".into(),
             MacvlanWithoutParent => "macvlan needs a parent".into(),
             MtuOutOfRange { .. } => "MTU out of range".into(),
@@ -428,13 +454,20 @@ impl ErrorKind {
             GatewayOutsideSubnet { .. } | GatewayReserved { .. } => {
                 Some("pick a host address inside the subnet, or leave the gateway out to use the first one".into())
             }
-            SubnetTooSmall { .. } => Some("a bridge network needs room for a gateway and endpoints: use a prefix of /30 or shorter".into()),
+            SubnetTooSmall {
+                driver,
+                longest_prefix,
+                ..
+            } => Some(format!(
+                "a {driver} network needs room for a gateway and endpoints: use a prefix of /{longest_prefix} or shorter"
+            )),
             IpRangeOutsideSubnet { .. } => Some("the ip-range must lie inside the subnet".into()),
             SubnetOverlap { .. } => Some("give each network a subnet of its own".into()),
             AddressOutsideSubnet { .. } | AddressIsGateway { .. } | AddressReserved { .. } => {
                 Some("pick a free host address inside the subnet, or leave `ip` out to have one allocated".into())
             }
             AddressTaken { .. } => Some("each address is given to one endpoint; pick another or leave `ip` out".into()),
+            MacTaken { .. } => Some("each endpoint on a network has a MAC of its own; pick another or leave `mac` out".into()),
             AddressesExhausted { .. } => Some("use a larger subnet or ip-range, or remove endpoints".into()),
             ConnectedTwice { .. } => Some("a sandbox has one endpoint per network".into()),
             NotConnected { .. } => {
@@ -450,6 +483,9 @@ impl ErrorKind {
             EndpointOnOtherNetwork { .. } => Some("an endpoint joins the network it was created on".into()),
             SandboxShared { .. } => Some("remove the sandboxes that share its namespace first".into()),
             BridgeTaken { .. } => Some("give each network its own bridge".into()),
+            BridgeFull { limit, .. } => Some(format!(
+                "a Linux bridge holds at most {limit} ports: spread the sandboxes over more networks, or stop some"
+            )),
             IfnameTaken { .. } => Some("give the endpoint another `ifname`".into()),
             MacvlanWithoutParent => Some("name the host interface to attach to, e.g. `parent eth0`".into()),
             MtuOutOfRange { .. } => Some("Linux accepts an MTU from 68 to 65535".into()),

@@ -191,7 +191,7 @@ pub fn describe(op: &Op, error: &KernelError) -> String {
         }
         (Some(libc::EXFULL), Op::SetMaster { master, .. }) => format!(
             "bridge {master} is full: a Linux bridge holds at most {} ports",
-            crate::backend::BRIDGE_PORT_LIMIT
+            crate::model::BRIDGE_PORT_LIMIT
         ),
         (Some(libc::ENETUNREACH), Op::AddRoute { gateway, link, .. }) => {
             format!("gateway {gateway} is not reachable through {link}")
@@ -438,7 +438,7 @@ mod tests {
             peer: "eth0".into(),
             netns: "A".into(),
             mtu: 1500,
-            mac: "02:42:0a:01:00:02".into(),
+            mac: "02:42:0a:01:00:02".parse().unwrap(),
         };
         // The backend's own wording names the object precisely: it is let through.
         let exists = KernelError::errno(

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::io_reason::io_reason;
 use crate::model::Model;
 use crate::plan::{Op, Plan};
 use crate::state::{self, StateError, STATE_FILE};
@@ -159,7 +160,7 @@ fn reason(error: &std::io::Error) -> String {
             "permission denied (run cnm as root, pick another --state-dir, or use --isolated)".into()
         }
         Some(libc::ENOTDIR) => "a part of its path is not a directory".into(),
-        _ => crate::check::io_reason(error),
+        _ => io_reason(error),
     }
 }
 
@@ -381,7 +382,7 @@ pub fn read_records(dir: &Path) -> Result<Vec<Record>, JournalError> {
             line: i + 1,
             reason,
         };
-        let line = line.map_err(|e| corrupt(crate::check::io_reason(&e)))?;
+        let line = line.map_err(|e| corrupt(io_reason(&e)))?;
         if line.trim().is_empty() {
             continue;
         }

@@ -1,9 +1,13 @@
 //! The committed state: `state.json` in the state directory, the model as last applied.
 //! An absent file is an empty state; a file cnm cannot read is an error that names it,
-//! and is never overwritten.
+//! and is never overwritten. So is a file that parses but does not hold together
+//! (see [`consistency`]).
+
+mod consistency;
 
 use std::path::{Path, PathBuf};
 
+use crate::io_reason::io_reason;
 use crate::model::{Model, STATE_FORMAT_VERSION};
 
 pub const STATE_FILE: &str = "state.json";
@@ -21,6 +25,8 @@ pub enum StateError {
     },
     #[error("{path} has format version {found}; this cnm reads version {STATE_FORMAT_VERSION}")]
     Version { path: PathBuf, found: u32 },
+    #[error("{path} is inconsistent: {problem}")]
+    Inconsistent { path: PathBuf, problem: String },
 }
 
 /// The committed model in `dir`, or an empty one if nothing was ever applied there.
@@ -31,7 +37,7 @@ pub fn load(dir: &Path) -> Result<Model, StateError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Model::empty()),
         Err(e) => {
             return Err(StateError::Unreadable {
-                reason: crate::check::io_reason(&e),
+                reason: io_reason(&e),
                 path,
             })
         }
@@ -47,6 +53,9 @@ pub fn load(dir: &Path) -> Result<Model, StateError> {
             path,
             found: model.format_version,
         });
+    }
+    if let Some(problem) = consistency::problem(&model) {
+        return Err(StateError::Inconsistent { path, problem });
     }
     Ok(model)
 }
@@ -94,5 +103,145 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The model `scripts/seed.cnm` commits.
+    fn seed() -> Model {
+        let mut sources = crate::syntax::Sources::default();
+        let text = include_str!("../scripts/seed.cnm");
+        let id = sources.add("seed.cnm", text);
+        crate::check::check(&mut sources, &[id], &Model::empty())
+            .expect("the seed checks")
+            .model
+    }
+
+    /// What `load` says of `model` written to state.json, which it leaves as it was.
+    fn inconsistency(test: &str, model: &Model) -> String {
+        let dir = std::env::temp_dir().join(format!("cnm-state-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = to_json(model);
+        std::fs::write(dir.join(STATE_FILE), &text).unwrap();
+        let err = load(&dir)
+            .expect_err("an inconsistent state is refused")
+            .to_string();
+        assert_eq!(std::fs::read_to_string(dir.join(STATE_FILE)).unwrap(), text);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let prefix = format!("{} is inconsistent: ", dir.join(STATE_FILE).display());
+        err.strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{err}"))
+            .to_string()
+    }
+
+    #[test]
+    fn a_consistent_state_loads() {
+        let dir = std::env::temp_dir().join(format!("cnm-state-seed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(STATE_FILE), to_json(&seed())).unwrap();
+        assert_eq!(load(&dir).unwrap(), seed());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_inconsistent_state_is_refused_with_what_is_wrong() {
+        type Mutation = fn(&mut Model);
+        let cases: &[(&str, Mutation, &str)] = &[
+            (
+                "missing-network",
+                |m| m.endpoints["A.backend"].network = "nowhere".into(),
+                "endpoint `A.backend` names network `nowhere`, which the state does not hold",
+            ),
+            (
+                "missing-sandbox",
+                |m| {
+                    m.sandboxes.shift_remove("A");
+                },
+                "endpoint `A.backend` names sandbox `A`, which the state does not hold",
+            ),
+            (
+                "no-ifname",
+                |m| m.endpoints["B.frontend"].ifname = None,
+                "endpoint `B.frontend` is joined to sandbox `B` without an interface name",
+            ),
+            (
+                "no-bridge",
+                |m| m.networks["backend"].bridge = None,
+                "bridge network `backend` has no bridge",
+            ),
+            (
+                "no-parent",
+                |m| m.networks["backend"].driver = crate::model::Driver::Macvlan,
+                "macvlan network `backend` has no parent",
+            ),
+            (
+                "same-address",
+                |m| m.endpoints["B.backend"].ip = m.endpoints["A.backend"].ip,
+                "endpoints `A.backend` and `B.backend` both have address 10.1.0.2",
+            ),
+            (
+                "same-mac",
+                |m| m.endpoints["B.backend"].mac = m.endpoints["A.backend"].mac,
+                "endpoints `A.backend` and `B.backend` on network `backend` both have MAC 02:42:0a:01:00:02",
+            ),
+            (
+                "same-host-ifname",
+                |m| m.endpoints["B.backend"].host_ifname = m.endpoints["A.backend"].host_ifname.clone(),
+                "endpoints `A.backend` and `B.backend` both have host interface `HOST`",
+            ),
+            (
+                "key-is-not-name",
+                |m| m.sandboxes["C"].name = "D".into(),
+                "the sandbox recorded as `C` is named `D`",
+            ),
+            (
+                "shares-a-missing-sandbox",
+                |m| m.sandboxes["C"].mode = crate::model::Mode::Container("ghost".into()),
+                "sandbox `C` shares the namespace of `ghost`, which the state does not hold",
+            ),
+            (
+                "gateway-outside",
+                |m| m.networks["frontend"].gateway = "10.9.0.1".parse().unwrap(),
+                "gateway 10.9.0.1 of network `frontend` is outside its subnet 10.2.0.0/24",
+            ),
+            (
+                "zero-mtu",
+                |m| m.networks["frontend"].mtu = 0,
+                "network `frontend` has MTU 0, outside 68..65535",
+            ),
+            (
+                "huge-mtu",
+                |m| m.networks["frontend"].mtu = u32::MAX,
+                "network `frontend` has MTU 4294967295, outside 68..65535",
+            ),
+            (
+                "tiny-subnet",
+                |m| m.networks["backend"].subnet = "255.255.255.255/32".parse().unwrap(),
+                "network `backend` has subnet 255.255.255.255/32, too small for a gateway and an endpoint",
+            ),
+            (
+                "address-outside",
+                |m| m.endpoints["C.frontend"].ip = "10.1.0.50".parse().unwrap(),
+                "address 10.1.0.50 of endpoint `C.frontend` is outside its subnet 10.2.0.0/24",
+            ),
+            (
+                "name-is-a-path",
+                |m| {
+                    let mut a = m.sandboxes.shift_remove("A").unwrap();
+                    a.name = "../../etc".into();
+                    m.sandboxes.insert(a.name.clone(), a);
+                },
+                "sandbox `../../etc` has an invalid name: a name starts with a letter or a digit",
+            ),
+            (
+                "two-default-routes",
+                |m| m.endpoints["B.frontend"].default_route = true,
+                "sandbox `B` has two default routes, through endpoints `B.backend` and `B.frontend`",
+            ),
+        ];
+        for (test, mutate, expected) in cases {
+            let mut model = seed();
+            mutate(&mut model);
+            let expected = expected.replace("HOST", &model.endpoints["A.backend"].host_ifname);
+            assert_eq!(inconsistency(test, &model), expected, "{test}");
+        }
     }
 }

@@ -107,7 +107,7 @@ fn detailed_exitcode_tells_changes_from_none() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "No changes. The kernel and the state already match the script.\n"
+        "No changes: the committed state already matches the script.\n"
     );
 
     let bad = state.0.join("bad.cnm");
@@ -278,17 +278,61 @@ fn dry_run_simulates_the_transaction_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "Dry run: simulated 83 operations: 19 added, 0 changed, 0 removed.\n"
+        "Dry run: simulated 83 kernel operations. Objects: 19 added, 0 changed, 0 removed.\n"
     );
+    // Statements apply checks but does not carry out are named, once per kind, first.
     let progress = stderr(&out);
     assert!(
-        progress.starts_with("[ 1/83] ip link add cnm-backend mtu 1500 type bridge\n"),
+        progress.starts_with(
+            "cnm: warning: 1 `exec` statement (scripts/seed.cnm:22): not run by `cnm apply`; \
+             run the command with `cnm exec SANDBOX -- COMMAND`\n\
+             cnm: warning: 2 `expect` statements (scripts/seed.cnm:20, scripts/seed.cnm:21): \
+             not checked: no cnm command checks expectations yet (`cnm test` will)\n\
+             [ 1/83] ip link add cnm-backend mtu 1500 type bridge\n"
+        ),
         "{progress}"
     );
     assert_eq!(
         std::fs::read_dir(&state.0).unwrap().count(),
         0,
         "nothing written to the state directory"
+    );
+}
+
+/// `publish` and `serve` are named too, a statement in a loop once, a long list cut.
+#[test]
+fn apply_names_the_statements_it_skips() {
+    let state = StateDir::new("skipped");
+    let script = state.0.join("skipped.cnm");
+    std::fs::write(
+        &script,
+        "sandbox web mode none\npublish web 8080:80/tcp\nserve web port 80\n\
+         for i in 1..3 { serve web port 8$i }\n\
+         expect web reaches host\nexpect web reaches host\nexpect web reaches host\n\
+         expect web reaches host\nexpect web reaches host\nexpect web reaches host\n",
+    )
+    .unwrap();
+    let out = cnm(&state, &["apply", "--dry-run", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let name = script.display();
+    let err = stderr(&out);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(
+        warnings,
+        [
+            format!(
+                "cnm: warning: 1 `publish` statement ({name}:2): recorded in state.json, but no host \
+                 port is forwarded yet (cnm makes no DNAT rule)"
+            ),
+            format!(
+                "cnm: warning: 6 `expect` statements ({name}:5, {name}:6, {name}:7, {name}:8, \
+                 {name}:9 and 1 more): not checked: no cnm command checks expectations yet (`cnm test` will)"
+            ),
+            format!(
+                "cnm: warning: 2 `serve` statements ({name}:3, {name}:4): not started: no cnm \
+                 command runs responders yet (`cnm test` will)"
+            ),
+        ]
     );
 }
 
@@ -511,4 +555,51 @@ fn usage_errors_exit_two() {
     }
     let help = stdout(&Command::new(CNM).arg("--help").output().unwrap());
     assert!(help.contains("2 a usage error"), "{help}");
+}
+
+#[test]
+fn a_lock_timeout_too_long_is_refused_not_overflowed() {
+    let state = StateDir::new("lock-timeout");
+    for huge in ["999999999999999999m", "18446744073709551616s", "1441m"] {
+        let out = cnm(&state, &["--lock-timeout", huge, "show"]);
+        assert_eq!(out.status.code(), Some(2), "{huge}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains(&format!("invalid value '{huge}' for '--lock-timeout <DURATION>'")),
+            "{err}"
+        );
+    }
+    let out = cnm(&state, &["--lock-timeout", "1440m", "show"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn an_inconsistent_state_is_refused_and_left_as_it_is() {
+    let state = StateDir::new("inconsistent");
+    // A hand-edited state: an endpoint on a network the state does not hold.
+    let text = r#"{
+  "format_version": 1,
+  "networks": {},
+  "sandboxes": {},
+  "endpoints": {
+    "x": {"name": "x", "id": "1", "network": "n", "ip": "10.1.0.2", "mac": "02:42:0a:01:00:02", "host_ifname": "veth1"}
+  }
+}
+"#;
+    let path = state.0.join("state.json");
+    std::fs::write(&path, text).unwrap();
+    for args in [&["plan", "scripts/seed.cnm"][..], &["show"], &["inspect", "x"]] {
+        let out = cnm(&state, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "error: {} is inconsistent: endpoint `x` names network `n`, which the state does not hold\n",
+                path.display()
+            ),
+            "{args:?}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
 }

@@ -685,6 +685,64 @@ fn subnet_too_small_32() {
 }
 
 #[test]
+fn subnet_too_small_for_macvlan() {
+    // The highest /32: no room for a gateway, let alone an endpoint (and no `+ 1` past it).
+    snapshot(
+        "subnet_too_small_for_macvlan",
+        &["subnet-too-small"],
+        "network m driver macvlan parent eth0 subnet 255.255.255.255/32\n",
+    );
+}
+
+#[test]
+fn subnet_too_small_ipv6() {
+    snapshot(
+        "subnet_too_small_ipv6",
+        &["subnet-too-small"],
+        "network dual subnet 10.1.0.0/24 ipv6 fd00::/127\n",
+    );
+}
+
+#[test]
+fn subnets_too_small_at_the_ends_of_the_address_space() {
+    for (text, code) in [
+        ("network a subnet 0.0.0.0/32\n", "subnet-too-small"),
+        ("network a subnet 255.255.255.254/31\n", "subnet-too-small"),
+        (
+            "network a driver macvlan parent eth0 subnet 255.255.255.254/31\n",
+            "subnet-too-small",
+        ),
+        (
+            "network a subnet 10.1.0.0/24 ipv6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128\n",
+            "subnet-too-small",
+        ),
+        ("network a subnet 10.1.0.0/24 ipv6 ::/128\n", "subnet-too-small"),
+    ] {
+        let (codes, rendered) = check_text(&Model::empty(), text);
+        assert_eq!(codes, [code], "{text}{rendered}");
+    }
+    // The smallest that fit: /30 and /126 at the very top of the address space.
+    for text in [
+        "network a subnet 255.255.255.252/30\nsandbox s mode none\nconnect s to a\n",
+        "network a driver macvlan parent eth0 subnet 255.255.255.252/30\nsandbox s mode none\nconnect s to a\n",
+        "network a subnet 10.1.0.0/24 ipv6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126\nsandbox s mode none\nconnect s to a\n",
+        "network a subnet 0.0.0.0/0\nsandbox s mode none\nconnect s to a\n",
+    ] {
+        let (codes, rendered) = check_text(&Model::empty(), text);
+        assert!(codes.is_empty(), "{text}{rendered}");
+    }
+}
+
+#[test]
+fn invalid_duration_too_long() {
+    snapshot(
+        "invalid_duration_too_long",
+        &["invalid-value"],
+        "sandbox a mode none\nexpect a reaches host timeout 999999999999999999m\n",
+    );
+}
+
+#[test]
 fn ip_range_outside_subnet() {
     snapshot(
         "ip_range_outside_subnet",
@@ -747,6 +805,53 @@ fn bridge_taken_from_the_default_network() {
         &["bridge-taken"],
         "network lan subnet 10.5.0.0/24 bridge cnm0\nsandbox web\nsandbox db\n",
     );
+}
+
+#[test]
+fn bridge_full() {
+    // Said once, at the statement that makes the 1,024th port, not once per port after it.
+    snapshot(
+        "bridge_full",
+        &["bridge-full"],
+        "network big subnet 10.1.0.0/16\nfor i in 1..2000 {\n    sandbox s$i mode none\n    connect s$i to big\n}\n",
+    );
+}
+
+#[test]
+fn bridge_full_counting_the_committed_state() {
+    snapshot_against(
+        "bridge_full_counting_the_committed_state",
+        "network big subnet 10.1.0.0/16\nfor i in 1..1000 {\n    sandbox s$i\n    connect s$i to big\n}",
+        &["bridge-full"],
+        "sandbox late1 mode none\nsandbox late2 mode none\nfor i in 1..22 {\n    sandbox t$i mode none\n    connect t$i to big\n}\nconnect late1 to big\nconnect late2 to big\n",
+    );
+}
+
+#[test]
+fn bridge_ports_count_running_sandboxes_only() {
+    let fill = "network big subnet 10.1.0.0/16\nfor i in 1..1024 {\n    sandbox s$i mode none\n    connect s$i to big\n}\n";
+    let (codes, _) = check_text(&Model::empty(), fill);
+    assert_eq!(codes, ["bridge-full"]);
+    // A stopped sandbox has no veth: 1,023 ports.
+    let (codes, rendered) = check_text(&Model::empty(), &format!("{fill}stop s7\n"));
+    assert!(codes.is_empty(), "{rendered}");
+    // Starting it again makes the 1,024th, and `start` is the statement to blame.
+    let stopped = committed(&format!("{fill}stop s7\n"));
+    let (codes, rendered) = check_text(&stopped, "start s7\n");
+    assert_eq!(codes, ["bridge-full"], "{rendered}");
+    assert!(rendered.contains("test.cnm:1:1"), "{rendered}");
+    // Endpoints not joined, and macvlan networks, have no bridge port.
+    let (codes, rendered) = check_text(
+        &Model::empty(),
+        &format!("{fill}disconnect s1 from big\nendpoint spare on big\n"),
+    );
+    assert!(codes.is_empty(), "{rendered}");
+    let macvlan = fill.replace(
+        "subnet 10.1.0.0/16",
+        "driver macvlan parent eth0 subnet 10.1.0.0/16",
+    );
+    let (codes, rendered) = check_text(&Model::empty(), &macvlan);
+    assert!(codes.is_empty(), "{rendered}");
 }
 
 #[test]
@@ -832,6 +937,32 @@ fn static_ipv6_is_gateway() {
         &["address-is-gateway"],
         "network backend subnet 10.1.0.0/24 ipv6 fd00:1::/64\nsandbox db mode none\nconnect db to backend ipv6 fd00:1::1\n",
     );
+}
+
+#[test]
+fn mac_taken() {
+    snapshot(
+        "mac_taken",
+        &["mac-taken"],
+        "network n subnet 10.1.0.0/24\nsandbox a mode none\nsandbox b mode none\nconnect a to n mac 02:42:ac:11:00:02\nconnect b to n mac 02:42:AC:11:00:02\n",
+    );
+}
+
+#[test]
+fn mac_taken_by_a_derived_mac() {
+    // b gets 10.1.0.2, whose derived MAC a asks for; the MAC given is the one to change.
+    let (codes, rendered) = check_text(
+        &Model::empty(),
+        "network n subnet 10.1.0.0/24\nsandbox a mode none\nsandbox b mode none\nconnect a to n ip 10.1.0.9 mac 02:42:0a:01:00:02\nconnect b to n\n",
+    );
+    assert_eq!(codes, ["mac-taken"], "{rendered}");
+    assert!(rendered.contains("test.cnm:4:"), "{rendered}");
+    // The same MAC on two networks is two segments: no clash.
+    let (codes, rendered) = check_text(
+        &Model::empty(),
+        "network n subnet 10.1.0.0/24\nnetwork m subnet 10.2.0.0/24\nsandbox a mode none\nconnect a to n mac 02:42:ac:11:00:02\nconnect a to m mac 02:42:ac:11:00:02\n",
+    );
+    assert!(codes.is_empty(), "{rendered}");
 }
 
 #[test]

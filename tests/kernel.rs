@@ -291,7 +291,7 @@ fn applying_again_changes_nothing() {
         let out = env.cnm_ok(&["apply", "scripts/seed.cnm"]);
         assert_eq!(
             out,
-            "No changes. The kernel and the state already match the script.\n"
+            "No changes: the committed state already matches the script.\n"
         );
         assert_same_kernel(&kernel, &env.kernel(), "applying again");
         assert_eq!(env.state_json(), state);
@@ -357,7 +357,10 @@ fn disconnect_stop_start_remove_and_destroy_leave_exactly_what_remains() {
                 .collect();
             assert_eq!(names, ["lo"], "only loopback is left");
             let out = env.cnm_ok(&["destroy"]);
-            assert!(out.starts_with("No changes"), "destroy again is a no-op: {out}");
+            assert_eq!(
+                out, "Nothing to destroy: the committed state holds no networks, sandboxes or endpoints.\n",
+                "destroy again is a no-op"
+            );
         },
     );
 }
@@ -763,4 +766,43 @@ fn isolated_loopback_is_up() {
     let flags = lo[0]["flags"].as_array().unwrap();
     assert!(flags.iter().any(|f| f == "UP"), "{lo}");
     assert!(text.ends_with("pinged\n"), "{text}");
+}
+#[test]
+fn a_bridge_never_gets_more_ports_than_the_kernel_allows() {
+    in_namespaces("a_bridge_never_gets_more_ports_than_the_kernel_allows", |env| {
+        let fleet = |n: usize| {
+            let path = env.etc.with_file_name(format!("fleet-{n}.cnm"));
+            let script = format!(
+                "network big subnet 10.1.0.0/16\nfor i in 1..{n} {{\n    sandbox s$i mode none\n    connect s$i to big\n}}\n"
+            );
+            std::fs::write(&path, script).unwrap();
+            path.display().to_string()
+        };
+
+        // One port too many: refused by the checker, before anything is made.
+        let out = env.cnm(&["apply", &fleet(1024)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(
+                "network `big` would have 1024 endpoints on bridge `cnm-big`, which holds at most 1023"
+            ),
+            "{err}"
+        );
+        assert_eq!(err.matches("cnm::bridge-full").count(), 1, "said once: {err}");
+        let links: Vec<String> = ip_json(&["link"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(links, ["lo"]);
+        assert_eq!(namespaces(), Vec::<String>::new());
+        assert_eq!(env.state_json(), None);
+
+        // As many as it holds: every one a port of the bridge.
+        env.cnm_ok(&["apply", &fleet(1023)]);
+        let ports = ip_json(&["link", "show", "master", "cnm-big"]);
+        assert_eq!(ports.as_array().unwrap().len(), 1023);
+    });
 }

@@ -232,7 +232,7 @@ fn sandbox_ops(netns: &str, host: u8, mac: &str) -> Vec<Op> {
             peer: s("eth0"),
             netns: s(netns),
             mtu: MTU,
-            mac: s(mac),
+            mac: mac.parse().unwrap(),
         },
         Op::SetMaster {
             link: link.clone(),
@@ -499,7 +499,7 @@ fn existing_names_are_refused_with_eexist() {
             peer: s("eth1"),
             netns: s("sa"),
             mtu: MTU,
-            mac: s("02:42:0a:4d:00:09"),
+            mac: "02:42:0a:4d:00:09".parse().unwrap(),
         }));
         assert_eq!(errno, libc::EEXIST, "{message}");
         assert!(message.contains(BRIDGE), "{message}");
@@ -511,7 +511,7 @@ fn existing_names_are_refused_with_eexist() {
             peer: s("eth0"),
             netns: s("sa"),
             mtu: MTU,
-            mac: s("02:42:0a:4d:00:09"),
+            mac: "02:42:0a:4d:00:09".parse().unwrap(),
         }));
         assert_eq!(errno, libc::EEXIST, "{message}");
         assert!(message.contains("eth0") && message.contains("sa"), "{message}");
@@ -554,7 +554,7 @@ fn existing_names_are_refused_with_eexist() {
             peer: s("eth0"),
             netns: s("nowhere"),
             mtu: MTU,
-            mac: s("02:42:0a:4d:00:09"),
+            mac: "02:42:0a:4d:00:09".parse().unwrap(),
         }));
         assert_eq!(errno, libc::ENOENT, "{message}");
         assert!(message.contains("nowhere"), "{message}");
@@ -818,7 +818,7 @@ fn macvlan_is_created_inside_its_namespace() {
                     peer: s("p0"),
                     netns: s("spare"),
                     mtu: 1500,
-                    mac: s("02:42:0a:4e:00:01"),
+                    mac: "02:42:0a:4e:00:01".parse().unwrap(),
                 },
                 Op::LinkUp {
                     netns: None,
@@ -830,7 +830,7 @@ fn macvlan_is_created_inside_its_namespace() {
                     parent: s("parent0"),
                     netns: s("sa"),
                     mtu: 1400,
-                    mac: s("02:42:0a:4e:00:02"),
+                    mac: "02:42:0a:4e:00:02".parse().unwrap(),
                 },
                 Op::AddAddress {
                     netns: some("sa"),
@@ -856,7 +856,7 @@ fn macvlan_is_created_inside_its_namespace() {
             parent: s("noparent"),
             netns: s("sa"),
             mtu: 1400,
-            mac: s("02:42:0a:4e:00:03"),
+            mac: "02:42:0a:4e:00:03".parse().unwrap(),
         }));
         assert_eq!(errno, libc::ENODEV, "{message}");
         assert!(message.contains("noparent"), "{message}");
@@ -989,7 +989,9 @@ fn timing() {
                     peer: s("eth0"),
                     netns: netns.clone(),
                     mtu: 1500,
-                    mac: format!("02:42:0a:58:{:02x}:{:02x}", ip / 256, ip % 256),
+                    mac: format!("02:42:0a:58:{:02x}:{:02x}", ip / 256, ip % 256)
+                        .parse()
+                        .unwrap(),
                 },
                 Op::SetMaster {
                     link: link.clone(),

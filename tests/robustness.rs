@@ -91,8 +91,15 @@ const VOCABULARY: &[&str] = &[
     "10.2.0.1", "0.0.0.0", "255.255.255.255", "fd00::1", "fd00::2", "::", "1.2.3",
     "02:42:ac:11:00:02", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "02:42", "8080:80",
     "8080:80/udp", "80:80/sctp", "0:0", "65536:1", ":", "1s", "500ms", "0s", "10x",
+    // boundaries: the ends of the address space, prefixes that leave no room, numbers
+    // just past u32 and u64, durations and MTUs too large for anything
+    "0.0.0.0/32", "255.255.255.255/32", "255.255.255.254/31", "255.255.255.252/30", "::/0",
+    "fd00::/127", "fd00::/128", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
+    "4294967295", "4294967296", "18446744073709551615", "18446744073709551616",
+    "999999999999999999m", "18446744073709551616ms", "1441m", "1440m",
     // numbers and ranges
     "0", "1", "2", "3", "67", "68", "1400", "65535", "65536", "99999999999999999999", "-1",
+    "1..4294967296", "-9223372036854775808..9223372036854775807", "18446744073709551616..1",
     "1..3", "3..1", "1..1", "0..2", "1..$n", "$n..3", "1..", "..3", "1...3", "a..b", "1..100001",
     // files
     "missing.cnm", "/", ".", "/dev/null", "scripts/seed.cnm", "tests",
@@ -148,6 +155,8 @@ const WORDS: &[&str] = &[
     "fd00::1", "fd00::2", "02:42:ac:11:00:02", "02:42:ac:11:00:0$i", "ff:ff:ff:ff:ff:ff",
     "8080:80", "8080:80/udp", "80:80/sctp", "0:0", "1s", "500ms", "0", "1", "3", "68", "1400",
     "65535", "65536", "-1", "1..3", "3..1", "missing.cnm", "/dev/null",
+    "0.0.0.0/32", "255.255.255.255/32", "255.255.255.254/31", "0.0.0.0/0", "fd00::/127",
+    "4294967296", "18446744073709551616", "999999999999999999m", "1..4294967296",
 ];
 
 /// Statement-shaped soup: lines that start with a keyword (mostly) and go on with
@@ -171,7 +180,18 @@ fn items() -> impl Strategy<Value = Vec<Item>> {
         .prop_map(|(keyword, words)| Item::Line(keyword, words));
     let item = line.prop_recursive(2, 24, 6, |inner| {
         (
-            select(&["1..3", "1..$n", "2..2", "$n..3", "0..1"][..]),
+            select(
+                &[
+                    "1..3",
+                    "1..$n",
+                    "2..2",
+                    "$n..3",
+                    "0..1",
+                    "1..4294967296",
+                    "4294967295..4294967296",
+                    "18446744073709551615..18446744073709551616",
+                ][..],
+            ),
             proptest::collection::vec(inner, 0..6),
         )
             .prop_map(|(range, body)| Item::Loop(range, body))
@@ -237,13 +257,18 @@ mod pool {
     pub const CIDR: &[&str] = &[
         "10.1.0.0/24", "10.1.0.0/16", "10.2.0.0/24", "10.1.0.128/25", "10.1.0.0/31", "10.1.0.0/30",
         "10.1.0.0/32", "10.1.0.5/24", "172.30.0.0/16", "10.3.0.0/29", "10.$i.0.0/24", "0.0.0.0/0",
-        "10.1.0.0/33", "fd00::/64", "x",
+        "10.1.0.0/33", "fd00::/64", "x", "0.0.0.0/32", "255.255.255.255/32", "255.255.255.254/31",
+        "255.255.255.252/30", "0.0.0.0/31",
     ];
     pub const IP: &[&str] = &[
         "10.1.0.1", "10.1.0.2", "10.1.0.5", "10.1.0.$i", "10.1.0.255", "10.1.0.0", "10.1.0.130",
         "10.2.0.1", "10.2.0.254", "10.3.0.6", "172.30.0.1", "172.30.0.2", "0.0.0.0", "fd00::1", "x",
+        "255.255.255.255", "255.255.255.254", "255.255.255.253",
     ];
-    pub const CIDR6: &[&str] = &["fd00::/64", "fd00::/126", "fd00::/127", "fd00::/128", "fd00::1/64", "10.1.0.0/24"];
+    pub const CIDR6: &[&str] = &[
+        "fd00::/64", "fd00::/126", "fd00::/127", "fd00::/128", "fd00::1/64", "10.1.0.0/24", "::/0",
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
+    ];
     pub const IP6: &[&str] = &["fd00::1", "fd00::2", "fd00::1:$i", "::", "fe80::1", "10.1.0.1"];
     pub const MAC: &[&str] = &[
         "02:42:ac:11:00:02", "02:42:ac:11:00:0$i", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01",
@@ -251,16 +276,25 @@ mod pool {
     ];
     pub const IFNAME: &[&str] = &["eth0", "eth$i", "br0", "cnm0", "averyveryverylongname", "a/b", "."];
     pub const DRIVER: &[&str] = &["bridge", "macvlan", "overlay"];
-    pub const MTU: &[&str] = &["68", "67", "1400", "65535", "65536", "0", "x"];
+    pub const MTU: &[&str] = &[
+        "68", "67", "1400", "65535", "65536", "0", "x", "4294967295", "4294967296",
+        "18446744073709551615", "18446744073709551616", "+1500",
+    ];
     pub const MODE: &[&str] = &[
         "none", "bridge", "host", "container:a", "container:b", "container:c", "container:h",
         "container:web$i", "container:x", "container:", "weird",
     ];
     pub const HOSTNAME: &[&str] = &["web", "a.example", "-bad", "a_b"];
     pub const ALIAS: &[&str] = &["db", "web", "db$i", "a", "-x", "\"a b\""];
-    pub const PORTS: &[&str] = &["8080:80", "8080:80/udp", "80:80/sctp", "0:0", "65536:1", "8080", "8$i:80"];
-    pub const PORT: &[&str] = &["80", "0", "65536", "x"];
-    pub const DURATION: &[&str] = &["1s", "500ms", "0s", "10x", "1h"];
+    pub const PORTS: &[&str] = &[
+        "8080:80", "8080:80/udp", "80:80/sctp", "0:0", "65536:1", "8080", "8$i:80",
+        "4294967296:80", "80:18446744073709551616",
+    ];
+    pub const PORT: &[&str] = &["80", "0", "65536", "x", "4294967296", "18446744073709551616"];
+    pub const DURATION: &[&str] = &[
+        "1s", "500ms", "0s", "10x", "1h", "1440m", "1441m", "999999999999999999m",
+        "18446744073709551615ms", "18446744073709551616s", "4294967296",
+    ];
     pub const KIND: &[&str] = &["network", "sandbox", "endpoint", "thing"];
     pub const TARGET: &[&str] = &["a", "b", "c", "db", "10.1.0.5", "host", "x", "web$i"];
     pub const WORD: &[&str] = &["ip", "-br", "addr", "--", "$x", "\"a b\""];
@@ -378,7 +412,14 @@ fn shaped_script() -> impl Strategy<Value = String> {
         .prop_map(Shaped::Line)
         .prop_recursive(2, 24, 6, |inner| {
             (
-                pick(&["1..3", "1..$n", "2..2", "0..1"]),
+                pick(&[
+                    "1..3",
+                    "1..$n",
+                    "2..2",
+                    "0..1",
+                    "1..4294967296",
+                    "-9223372036854775808..9223372036854775807",
+                ]),
                 proptest::collection::vec(inner, 0..6),
             )
                 .prop_map(|(range, body)| Shaped::Loop(range, body))
@@ -765,5 +806,251 @@ fn example_scripts_plan_deterministically() {
         let (model, _) = run(&text, &Model::empty()).unwrap();
         let (_, plan) = run(&text, &model).unwrap();
         assert!(plan.is_empty(), "{name} is not idempotent");
+    }
+}
+
+// ---- state.json ------------------------------------------------------------------------
+
+/// Values to put into a state: names the seed's objects have, addresses and subnets at
+/// the ends of their ranges, numbers past every integer type, and things of wrong kinds.
+#[rustfmt::skip]
+const STATE_STRINGS: &[&str] = &[
+    "A", "B", "C", "web1", "backend", "frontend", "nowhere", "A.backend", "B.frontend", "", "..",
+    "../../etc", "a/b", "eth0", "eth1", "lo", "cnm-backend", "averyveryverylongifname",
+    "bridge", "macvlan", "none", "host", "container:A", "container:web1", "container:ghost",
+    "container:", "running", "stopped", "tcp", "udp",
+    "10.1.0.0/24", "10.1.0.0/31", "10.1.0.0/32", "0.0.0.0/0", "0.0.0.0/32", "255.255.255.255/32",
+    "10.2.0.0/24", "10.1.0.2", "10.1.0.1", "10.1.0.0", "10.1.0.255", "0.0.0.0", "255.255.255.255",
+    "fd00::/64", "fd00::/127", "fd00::/128", "fd00::1", "::",
+    "02:42:0a:01:00:02", "02:42:0a:01:00:03", "ff:ff:ff:ff:ff:ff", "not a mac",
+];
+
+const STATE_KEYS: &[&str] = &[
+    "format_version",
+    "networks",
+    "sandboxes",
+    "endpoints",
+    "name",
+    "id",
+    "driver",
+    "subnet",
+    "gateway",
+    "ip_range",
+    "ipv6",
+    "bridge",
+    "parent",
+    "mtu",
+    "internal",
+    "mode",
+    "hostname",
+    "dns",
+    "status",
+    "published",
+    "network",
+    "sandbox",
+    "ip",
+    "static_ip",
+    "mac",
+    "aliases",
+    "ifname",
+    "host_ifname",
+    "default_route",
+    "host_port",
+    "port",
+    "protocol",
+];
+
+/// A JSON leaf: boundary numbers (0, 2^32, 2^64, negative, fractional) among the rest.
+fn state_leaf() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::{json, Value};
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        select(
+            &[
+                0i64,
+                1,
+                -1,
+                67,
+                68,
+                1500,
+                65535,
+                65536,
+                4294967295,
+                4294967296,
+                i64::MIN
+            ][..]
+        )
+        .prop_map(|n| json!(n)),
+        Just(json!(18446744073709551615u64)),
+        Just(serde_json::from_str::<Value>("18446744073709551616").unwrap()),
+        Just(json!(1.5)),
+        select(STATE_STRINGS).prop_map(|s| json!(s)),
+        Just(json!([])),
+        Just(json!({})),
+    ]
+}
+
+/// JSON of any shape, with the state's own keys.
+fn arbitrary_json() -> impl Strategy<Value = serde_json::Value> {
+    state_leaf().prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+            proptest::collection::vec(
+                (select(STATE_KEYS).prop_union(select(STATE_STRINGS)), inner),
+                0..6
+            )
+            .prop_map(|entries| serde_json::Value::Object(
+                entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            )),
+        ]
+    })
+}
+
+/// One change somewhere in a state: the path is chosen by indices at each level.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Replace(serde_json::Value),
+    Remove,
+    /// Copies the value under another key of its object (or to the end of its array).
+    Duplicate(&'static str),
+    /// Moves the value to another key of its object.
+    Rename(&'static str),
+}
+
+fn mutation() -> impl Strategy<Value = (Vec<proptest::sample::Index>, Mutation)> {
+    let change = prop_oneof![
+        4 => state_leaf().prop_map(Mutation::Replace),
+        2 => Just(Mutation::Remove),
+        1 => select(STATE_STRINGS).prop_map(Mutation::Duplicate),
+        1 => select(STATE_STRINGS).prop_map(Mutation::Rename),
+    ];
+    (
+        proptest::collection::vec(any::<proptest::sample::Index>(), 1..5),
+        change,
+    )
+}
+
+/// Applies `change` at the place `path` leads to (as deep as the value goes).
+fn mutate(value: &mut serde_json::Value, path: &[proptest::sample::Index], change: Mutation) {
+    use serde_json::Value;
+    let (step, rest) = path.split_first().expect("a path of one step or more");
+    let key = match value {
+        Value::Object(map) if !map.is_empty() => {
+            let key = map.keys().nth(step.index(map.len())).unwrap().clone();
+            if !rest.is_empty() && matches!(map[&key], Value::Object(_) | Value::Array(_)) {
+                return mutate(map.get_mut(&key).unwrap(), rest, change);
+            }
+            key
+        }
+        Value::Array(items) if !items.is_empty() => {
+            let at = step.index(items.len());
+            if !rest.is_empty() && matches!(items[at], Value::Object(_) | Value::Array(_)) {
+                return mutate(&mut items[at], rest, change);
+            }
+            match change {
+                Mutation::Replace(new) => items[at] = new,
+                Mutation::Remove | Mutation::Rename(_) => {
+                    items.remove(at);
+                }
+                Mutation::Duplicate(_) => items.push(items[at].clone()),
+            }
+            return;
+        }
+        _ => {
+            if let Mutation::Replace(new) = change {
+                *value = new;
+            }
+            return;
+        }
+    };
+    let Value::Object(map) = value else {
+        unreachable!("matched above")
+    };
+    match change {
+        Mutation::Replace(new) => {
+            map.insert(key, new);
+        }
+        Mutation::Remove => {
+            map.remove(&key);
+        }
+        Mutation::Duplicate(other) => {
+            let copy = map[&key].clone();
+            map.insert(other.to_string(), copy);
+        }
+        Mutation::Rename(other) => {
+            let moved = map.remove(&key).unwrap();
+            map.insert(other.to_string(), moved);
+        }
+    }
+}
+
+/// The state `cnm apply scripts/seed.cnm` commits, as JSON.
+fn seed_state() -> &'static serde_json::Value {
+    static STATE: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    STATE.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+        let text = std::fs::read_to_string(dir.join("seed.cnm")).unwrap();
+        let (model, _) = run(&text, &Model::empty()).expect("the seed checks");
+        serde_json::from_str(&cnm::state::to_json(&model)).unwrap()
+    })
+}
+
+/// Runs the read-only commands over `state` as state.json; none may panic.
+fn commands_survive(state: &str) -> Result<(), TestCaseError> {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("cnm-robustness-state-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("state.json"), state).unwrap();
+    let commands: [&[&str]; 6] = [
+        &["plan", "scripts/seed.cnm"],
+        &["check", "scripts/seed.cnm"],
+        &["show"],
+        &["inspect", "A"],
+        &["inspect", "backend"],
+        &["inspect", "A.backend"],
+    ];
+    let mut outcome = Ok(());
+    for args in commands {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cnm"))
+            .arg("--state-dir")
+            .arg(&dir)
+            .args(args)
+            .env_remove("CNM_STATE_DIR")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(101) || stderr.contains("panicked") {
+            outcome = Err(TestCaseError::fail(format!(
+                "cnm {args:?} panicked on\n{state}\n{stderr}"
+            )));
+            break;
+        }
+    }
+    let unchanged = std::fs::read_to_string(dir.join("state.json")).unwrap() == state;
+    std::fs::remove_dir_all(&dir).unwrap();
+    prop_assert!(unchanged, "state.json was overwritten");
+    outcome
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    #[test]
+    fn no_state_file_makes_a_command_panic(state in arbitrary_json()) {
+        commands_survive(&state.to_string())?;
+    }
+
+    #[test]
+    fn no_mutation_of_a_committed_state_makes_a_command_panic(
+        mutations in proptest::collection::vec(mutation(), 1..4),
+    ) {
+        let mut state = seed_state().clone();
+        for (path, change) in mutations {
+            mutate(&mut state, &path, change);
+        }
+        commands_survive(&serde_json::to_string_pretty(&state).unwrap())?;
     }
 }

@@ -14,7 +14,8 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use super::{Backend, KernelError, BRIDGE_PORT_LIMIT};
+use super::{Backend, KernelError};
+use crate::model::{Mac, BRIDGE_PORT_LIMIT};
 use crate::plan::{EtcFile, Op};
 
 /// The host's namespace is the one with no name.
@@ -43,7 +44,7 @@ struct Namespace {
 struct Link {
     kind: LinkKind,
     mtu: u32,
-    mac: Option<String>,
+    mac: Option<Mac>,
     master: Option<String>,
     up: bool,
     addresses: BTreeSet<IpNetwork>,
@@ -61,7 +62,7 @@ enum LinkKind {
 }
 
 impl Link {
-    fn new(kind: LinkKind, mtu: u32, mac: Option<String>) -> Link {
+    fn new(kind: LinkKind, mtu: u32, mac: Option<Mac>) -> Link {
         Link {
             kind,
             mtu,
@@ -102,11 +103,6 @@ impl MemoryBackend {
     /// request whose answer never came.
     pub fn fail_after_effect(&mut self, call: usize) {
         self.failures.insert(self.calls + call, true);
-    }
-
-    /// How many operations were asked for so far, failed ones included.
-    pub fn calls(&self) -> usize {
-        self.calls
     }
 
     /// The objects only, without the call counters: equal snapshots, equal kernels.
@@ -213,7 +209,7 @@ impl MemoryBackend {
                 let inner_end = LinkKind::Veth {
                     peer: (HOST.into(), link.clone()),
                 };
-                self.add_link(netns, peer, Link::new(inner_end, *mtu, Some(mac.clone())))?;
+                self.add_link(netns, peer, Link::new(inner_end, *mtu, Some(*mac)))?;
             }
             Op::AddMacvlan {
                 link,
@@ -226,7 +222,7 @@ impl MemoryBackend {
                 if !self.namespaces[HOST].links.contains_key(parent) {
                     return Err(no_device(parent));
                 }
-                self.add_link(netns, link, Link::new(LinkKind::Macvlan, *mtu, Some(mac.clone())))?;
+                self.add_link(netns, link, Link::new(LinkKind::Macvlan, *mtu, Some(*mac)))?;
             }
             Op::DelLink { netns, link } => self.del_link(Self::ns_name(netns), link),
             Op::SetMaster { link, master } => {
@@ -357,7 +353,7 @@ mod tests {
             peer: "eth0".into(),
             netns: "A".into(),
             mtu: 1500,
-            mac: "02:42:0a:00:00:02".into(),
+            mac: "02:42:0a:00:00:02".parse().unwrap(),
         };
         k.apply(&veth).unwrap();
         assert_eq!(k.apply(&veth).unwrap_err().errno, Some(libc::EEXIST));
@@ -372,16 +368,70 @@ mod tests {
             link: "eth9".into(),
         };
         assert_eq!(k.apply(&missing).unwrap_err().errno, Some(libc::ENODEV));
-        // Deleting the namespace takes the veth pair along; deleting again is success.
+        // Deleting the namespace takes the veth pair along, but the host end lingers
+        // until settled: its name is taken meanwhile. Deleting again is success.
         let del = Op::DelNetns {
             netns: "A".into(),
             links: vec!["ve-1".into()],
         };
         k.apply(&del).unwrap();
         k.apply(&del).unwrap();
-        let mut empty = MemoryBackend::new();
-        assert_eq!(k.snapshot(), empty.snapshot());
-        assert!(!empty.netns_exists("A"));
+        assert!(!k.netns_exists("A"));
+        k.apply(&Op::AddNetns { netns: "A".into() }).unwrap();
+        assert_eq!(k.apply(&veth).unwrap_err().errno, Some(libc::EEXIST));
+        k.settle(&["ve-1".into()]).unwrap();
+        k.apply(&veth).unwrap();
+        k.apply(&del).unwrap();
+        k.settle(&["ve-1".into()]).unwrap();
+        assert_eq!(k.snapshot(), MemoryBackend::new().snapshot());
+        // Settling a name that nothing is removing would wait for ever: the kernel's
+        // backend gives up with an error, and so does this one.
+        k.apply(&Op::AddBridge {
+            bridge: "br".into(),
+            mtu: 1500,
+        })
+        .unwrap();
+        assert!(k.settle(&["br".into()]).is_err());
+    }
+
+    #[test]
+    fn a_bridge_holds_at_most_1023_ports() {
+        let mut k = MemoryBackend::new();
+        k.apply(&Op::AddBridge {
+            bridge: "br".into(),
+            mtu: 1500,
+        })
+        .unwrap();
+        k.apply(&Op::AddNetns { netns: "A".into() }).unwrap();
+        for i in 0..=BRIDGE_PORT_LIMIT {
+            let link = format!("ve-{i}");
+            k.apply(&Op::AddVeth {
+                link: link.clone(),
+                peer: format!("eth{i}"),
+                netns: "A".into(),
+                mtu: 1500,
+                mac: Mac([2, 0, 0, 0, (i >> 8) as u8, i as u8]),
+            })
+            .unwrap();
+            let attached = k.apply(&Op::SetMaster {
+                link,
+                master: "br".into(),
+            });
+            if i < BRIDGE_PORT_LIMIT {
+                attached.unwrap();
+            } else {
+                assert_eq!(attached.unwrap_err().errno, Some(libc::EXFULL));
+            }
+        }
+    }
+
+    #[test]
+    fn fails_after_effect_when_told() {
+        let mut k = MemoryBackend::new();
+        k.fail_after_effect(0);
+        let error = k.apply(&Op::AddNetns { netns: "A".into() }).unwrap_err();
+        assert!(error.effect_unknown);
+        assert!(k.netns_exists("A"), "the operation took effect");
     }
 
     #[test]

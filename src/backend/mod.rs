@@ -10,10 +10,6 @@ pub mod netlink;
 
 use crate::plan::Op;
 
-/// The most ports a Linux bridge holds (`BR_MAX_PORTS` less one: port numbers start at
-/// 1); the next `set master` fails with EXFULL.
-pub const BRIDGE_PORT_LIMIT: usize = 1023;
-
 /// Performs kernel operations, one at a time.
 pub trait Backend {
     /// Performs one operation. Deleting what is already gone (a link, an address, a

@@ -4,10 +4,14 @@
 //! static ones a script asks for, then the rest are handed out in statement order.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::{Ipv4Network, Ipv6Network};
+
+use super::{values, Checker};
+use crate::error::{Diagnostic, ErrorKind};
+use crate::syntax::Span;
 
 /// The free and taken addresses of one pool. Addresses are kept as `u128` so that one
 /// allocator serves IPv4 and IPv6.
@@ -17,33 +21,52 @@ pub struct Pool {
     /// Who holds each taken address (an endpoint name, or "the gateway").
     taken: HashMap<u128, String>,
     /// Every address below this one is taken: allocation only ever moves forward.
-    cursor: u128,
+    /// `None` once it has moved past the end of the address space.
+    cursor: Option<u128>,
 }
 
 impl Pool {
-    /// The host addresses of `subnet` that lie in `range`, less the gateway.
+    /// The host addresses of `subnet` that lie in `range`, less the gateway. In `u128`,
+    /// one past either end of the IPv4 space is still a number: a subnet without host
+    /// addresses gives an empty pool.
     pub fn v4(subnet: Ipv4Network, range: Ipv4Network, gateway: Ipv4Addr) -> Pool {
-        let host_first = u32::from(subnet.network()) as u128 + 1;
-        let host_last = u32::from(subnet.broadcast()) as u128 - 1;
-        let first = host_first.max(u32::from(range.network()) as u128);
-        let last = host_last.min(u32::from(range.broadcast()) as u128);
-        Pool::new(first, last, u32::from(gateway) as u128)
+        let address = |ip: Ipv4Addr| u128::from(u32::from(ip));
+        let host_first = address(subnet.network()) + 1;
+        let host_last = address(subnet.broadcast()).checked_sub(1);
+        let first = host_first.max(address(range.network()));
+        match host_last {
+            Some(host_last) => Pool::new(first, host_last.min(address(range.broadcast())), address(gateway)),
+            None => Pool::empty(),
+        }
     }
 
+    /// The addresses of `subnet` after its first (the subnet-router anycast address),
+    /// less the gateway.
     pub fn v6(subnet: Ipv6Network, gateway: Ipv6Addr) -> Pool {
         let network = u128::from(subnet.network());
-        let size_minus_one = u128::MAX >> subnet.prefix();
-        Pool::new(network + 1, network + size_minus_one, u128::from(gateway))
+        let last = network | (u128::MAX.checked_shr(u32::from(subnet.prefix())).unwrap_or(0));
+        match network.checked_add(1) {
+            Some(first) => Pool::new(first, last, u128::from(gateway)),
+            None => Pool::empty(),
+        }
     }
 
     fn new(first: u128, last: u128, gateway: u128) -> Pool {
         let mut pool = Pool {
             last,
             taken: HashMap::new(),
-            cursor: first,
+            cursor: Some(first),
         };
         pool.taken.insert(gateway, "the gateway".to_string());
         pool
+    }
+
+    fn empty() -> Pool {
+        Pool {
+            last: 0,
+            taken: HashMap::new(),
+            cursor: None,
+        }
     }
 
     /// Marks an address as held; says who holds it already if it is taken.
@@ -59,15 +82,184 @@ impl Pool {
 
     /// The lowest free address, now taken by `holder`; `None` when the pool is full.
     pub fn allocate(&mut self, holder: &str) -> Option<u128> {
-        while self.cursor <= self.last {
-            let candidate = self.cursor;
-            self.cursor += 1;
+        while let Some(candidate) = self.cursor.filter(|c| *c <= self.last) {
+            self.cursor = candidate.checked_add(1);
             if let Entry::Vacant(slot) = self.taken.entry(candidate) {
                 slot.insert(holder.to_string());
                 return Some(candidate);
             }
         }
         None
+    }
+}
+
+/// An endpoint made by this script that still needs its addresses.
+pub(super) struct PendingAddress {
+    pub(super) endpoint: String,
+    pub(super) static_ip: Option<(Ipv4Addr, Span)>,
+    pub(super) static_ipv6: Option<(Ipv6Addr, Span)>,
+    /// Where the script gives the MAC, if it does.
+    pub(super) static_mac: Option<Span>,
+    pub(super) span: Span,
+}
+
+impl Checker<'_> {
+    /// Gives every endpoint this script made its addresses: static ones first, then the
+    /// lowest free ones, in statement order.
+    pub(super) fn allocate_addresses(&mut self) {
+        let pending: HashMap<&str, &PendingAddress> =
+            self.pending.iter().map(|p| (p.endpoint.as_str(), p)).collect();
+        let mut pools: HashMap<String, Pool> = HashMap::new();
+        let mut pools6: HashMap<String, Pool> = HashMap::new();
+        for network in self.model.networks.values() {
+            pools.insert(
+                network.name.clone(),
+                Pool::v4(network.subnet, network.pool(), network.gateway),
+            );
+            if let Some(v6) = network.ipv6 {
+                pools6.insert(network.name.clone(), Pool::v6(v6.subnet, v6.gateway));
+            }
+        }
+        // Addresses held already are kept.
+        for endpoint in self.model.endpoints.values() {
+            if pending.contains_key(endpoint.name.as_str()) {
+                continue;
+            }
+            let holder = format!("endpoint `{}`", endpoint.name);
+            if let Some(pool) = pools.get_mut(&endpoint.network) {
+                let _ = pool.reserve(u32::from(endpoint.ip) as u128, &holder);
+            }
+            if let (Some(pool), Some(ip)) = (pools6.get_mut(&endpoint.network), endpoint.ipv6) {
+                let _ = pool.reserve(u128::from(ip), &holder);
+            }
+        }
+        let live: Vec<&PendingAddress> = self
+            .pending
+            .iter()
+            .filter(|p| self.model.endpoints.contains_key(&p.endpoint))
+            .collect();
+        let mut assigned: HashMap<String, (Ipv4Addr, Option<Ipv6Addr>)> = HashMap::new();
+        let mut errors = Vec::new();
+        let describe = |p: &PendingAddress, model: &crate::model::Model| {
+            let e = &model.endpoints[&p.endpoint];
+            match &e.sandbox {
+                Some(s) => format!("endpoint `{}` (sandbox `{s}`)", e.name),
+                None => format!("endpoint `{}`", e.name),
+            }
+        };
+        for p in &live {
+            let network = &self.model.endpoints[&p.endpoint].network;
+            if let Some((ip, span)) = p.static_ip {
+                if let Err(holder) = pools
+                    .get_mut(network)
+                    .expect("a pool per network")
+                    .reserve(u32::from(ip) as u128, &describe(p, &self.model))
+                {
+                    errors.push(Diagnostic::new(
+                        ErrorKind::AddressTaken {
+                            ip: ip.to_string(),
+                            network: network.clone(),
+                            holder,
+                        },
+                        span,
+                    ));
+                }
+            }
+            if let Some((ip, span)) = p.static_ipv6 {
+                if let Some(Err(holder)) = pools6
+                    .get_mut(network)
+                    .map(|pool| pool.reserve(u128::from(ip), &describe(p, &self.model)))
+                {
+                    errors.push(Diagnostic::new(
+                        ErrorKind::AddressTaken {
+                            ip: ip.to_string(),
+                            network: network.clone(),
+                            holder,
+                        },
+                        span,
+                    ));
+                }
+            }
+        }
+        let mut exhausted = HashSet::new();
+        for p in &live {
+            let endpoint = &self.model.endpoints[&p.endpoint];
+            let network = &self.model.networks[&endpoint.network];
+            let holder = describe(p, &self.model);
+            let ip = match p.static_ip {
+                Some((ip, _)) => Some(ip),
+                None => pools
+                    .get_mut(&network.name)
+                    .expect("a pool per network")
+                    .allocate(&holder)
+                    .map(|a| Ipv4Addr::from(a as u32)),
+            };
+            let ipv6 = match (p.static_ipv6, pools6.get_mut(&network.name)) {
+                (Some((ip, _)), _) => Some(ip),
+                (None, Some(pool)) => pool.allocate(&holder).map(Ipv6Addr::from),
+                (None, None) => None,
+            };
+            match ip {
+                Some(ip) => {
+                    assigned.insert(p.endpoint.clone(), (ip, ipv6));
+                }
+                None => {
+                    if exhausted.insert(network.name.clone()) {
+                        errors.push(Diagnostic::new(
+                            ErrorKind::AddressesExhausted {
+                                network: network.name.clone(),
+                                range: network.pool().to_string(),
+                            },
+                            p.span,
+                        ));
+                    }
+                }
+            }
+        }
+        for p in &live {
+            if let Some((ip, ipv6)) = assigned.remove(&p.endpoint) {
+                let endpoint = self.model.endpoints.get_mut(&p.endpoint).expect("live");
+                endpoint.ip = ip;
+                endpoint.ipv6 = ipv6;
+                if p.static_mac.is_none() {
+                    endpoint.mac = values::mac_for(ip);
+                }
+            }
+        }
+        self.errors.extend(errors);
+    }
+
+    /// A MAC the script gives is held by no other endpoint on the network: not by one
+    /// that exists, nor one whose MAC is derived from its address, nor one given a MAC
+    /// earlier in the script. Run once addresses, and so the derived MACs, are allocated.
+    pub(super) fn check_static_macs(&mut self) {
+        let given: HashSet<&str> = self
+            .pending
+            .iter()
+            .filter(|p| p.static_mac.is_some())
+            .map(|p| p.endpoint.as_str())
+            .collect();
+        let mut seen = HashSet::new();
+        let mut errors = Vec::new();
+        for p in &self.pending {
+            let (Some(span), Some(endpoint)) = (p.static_mac, self.model.endpoints.get(&p.endpoint)) else {
+                continue;
+            };
+            seen.insert(p.endpoint.as_str());
+            let holder = self.model.endpoints_on(&endpoint.network).find(|other| {
+                let earlier = !given.contains(other.name.as_str()) || seen.contains(other.name.as_str());
+                other.name != endpoint.name && other.mac == endpoint.mac && earlier
+            });
+            if let Some(holder) = holder {
+                let kind = ErrorKind::MacTaken {
+                    mac: endpoint.mac.to_string(),
+                    network: endpoint.network.clone(),
+                    holder: format!("endpoint `{}`", holder.name),
+                };
+                errors.push(Diagnostic::new(kind, span));
+            }
+        }
+        self.errors.extend(errors);
     }
 }
 
@@ -120,6 +312,35 @@ mod tests {
             .map(|s| s.parse().unwrap())
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_ends_of_the_address_space_are_no_overflow() {
+        for subnet in ["0.0.0.0/32", "255.255.255.255/32", "255.255.255.254/31"] {
+            let mut pool = v4(subnet, subnet, "0.0.0.0");
+            assert_eq!(pool.allocate("a"), None, "{subnet}");
+        }
+        let mut pool = v4("255.255.255.252/30", "255.255.255.252/30", "255.255.255.253");
+        assert_eq!(
+            pool.allocate("a").map(ip),
+            Some("255.255.255.254".parse().unwrap())
+        );
+        assert_eq!(pool.allocate("b"), None);
+        let top = |text: &str| text.parse::<Ipv6Network>().unwrap();
+        let mut pool = Pool::v6(
+            top("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126"),
+            Ipv6Addr::UNSPECIFIED,
+        );
+        let got: Vec<_> = std::iter::from_fn(|| pool.allocate("x").map(Ipv6Addr::from)).collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[2], Ipv6Addr::from(u128::MAX));
+        let mut pool = Pool::v6(
+            top("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"),
+            Ipv6Addr::UNSPECIFIED,
+        );
+        assert_eq!(pool.allocate("x"), None);
+        let mut pool = Pool::v6(top("::/0"), Ipv6Addr::UNSPECIFIED);
+        assert_eq!(pool.allocate("x"), Some(1));
     }
 
     #[test]

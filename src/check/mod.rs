@@ -4,9 +4,15 @@
 //! Pure: it reads the script's files and nothing else.
 
 mod actions;
-mod declare;
+mod bridge_ports;
+mod connect;
+mod default_network;
+mod differences;
+mod endpoint;
 mod ipam;
 mod lifecycle;
+mod network;
+mod sandbox;
 mod suggest;
 mod usage;
 pub mod values;
@@ -15,9 +21,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub use actions::{Action, Target};
+pub use network::{LONGEST_PREFIX_V4, LONGEST_PREFIX_V6};
 pub use suggest::closest as suggest_name;
 
 use crate::error::{Diagnostic, ErrorKind};
+use crate::io_reason::io_reason;
 use crate::model::{Model, ObjectKind};
 use crate::syntax::{self, Ident, Opt, Sources, Span, Statement, StatementKind, Word, WordPart};
 
@@ -91,7 +99,9 @@ pub fn check(
             Err(e) => checker.errors.push(*e),
         }
     }
+    checker.check_bridge_ports();
     checker.allocate_addresses();
+    checker.check_static_macs();
     checker.finish()
 }
 
@@ -115,7 +125,7 @@ struct Checker<'a> {
     /// Host-side interface names in use, to keep derived ones unique.
     host_ifnames: HashSet<String>,
     /// Endpoints made by this script, still waiting for addresses, in statement order.
-    pending: Vec<declare::PendingAddress>,
+    pending: Vec<ipam::PendingAddress>,
     causes: Causes,
     actions: Vec<Action>,
     errors: Vec<Diagnostic>,
@@ -543,23 +553,6 @@ fn statement_keyword(kind: &StatementKind) -> &'static str {
         StatementKind::Include { .. } => "include",
         StatementKind::Malformed { .. } | StatementKind::Unknown { .. } => {
             unreachable!("malformed and unknown statements have no options")
-        }
-    }
-}
-
-/// An I/O error in words, without Rust's `(os error 2)`.
-pub fn io_reason(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
-        std::io::ErrorKind::InvalidData => "it is not UTF-8 text".into(),
-        _ => {
-            let text = error.to_string();
-            match text.find(" (os error") {
-                Some(at) => text[..at].to_string(),
-                None => text,
-            }
         }
     }
 }

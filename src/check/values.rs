@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipnetwork::{Ipv4Network, Ipv6Network};
 
-use crate::model::{Protocol, PublishedPort};
+use crate::model::{Mac, Protocol, PublishedPort};
 
 pub const NAME_MAX: usize = 64;
 
@@ -121,44 +121,38 @@ pub fn subnet6(text: &str) -> Result<Ipv6Network, String> {
             net.network()
         ));
     }
-    if prefix > 126 {
-        return Err("an IPv6 subnet needs a prefix of /126 or shorter".into());
-    }
     Ok(net)
 }
 
-/// A unicast MAC address, normalised to lower case: `02:42:0a:01:00:02`.
-pub fn mac(text: &str) -> Result<String, String> {
-    let bytes: Vec<u8> = text
-        .split(':')
-        .map(|b| (b.len() == 2).then(|| u8::from_str_radix(b, 16).ok()).flatten())
-        .collect::<Option<_>>()
-        .filter(|v: &Vec<u8>| v.len() == 6)
-        .ok_or("a MAC address is six hex pairs, such as 02:42:0a:01:00:05")?;
+/// A unicast MAC address other than all zeros, such as `02:42:0a:01:00:02`.
+pub fn mac(text: &str) -> Result<Mac, &'static str> {
+    let mac: Mac = text.parse()?;
+    let bytes = mac.octets();
     if bytes[0] & 1 == 1 {
-        return Err("this is a multicast address; the first byte must be even".into());
+        return Err("this is a multicast address; the first byte must be even");
     }
     if bytes.iter().all(|b| *b == 0) {
-        return Err("the all-zero address cannot be given to an interface".into());
+        return Err("the all-zero address cannot be given to an interface");
     }
-    Ok(text.to_ascii_lowercase())
+    Ok(mac)
 }
 
 /// The MAC Docker derives from an IPv4 address: 02:42 and the four address bytes.
-pub fn mac_for(ip: Ipv4Addr) -> String {
+pub fn mac_for(ip: Ipv4Addr) -> Mac {
     let [a, b, c, d] = ip.octets();
-    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+    Mac([0x02, 0x42, a, b, c, d])
 }
 
+/// The MTUs Linux accepts on an interface.
+pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
+
 pub fn mtu(text: &str) -> Result<u32, Option<String>> {
-    let value: u64 = text
-        .parse()
-        .map_err(|_| Some("an MTU is a whole number of bytes".to_string()))?;
-    if (68..=65535).contains(&value) {
-        Ok(value as u32)
-    } else {
-        Err(None)
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Some("an MTU is a whole number of bytes".to_string()));
     }
+    // All digits: a number too large for u32 is out of range, not malformed.
+    let value: Option<u32> = text.parse().ok();
+    value.filter(|mtu| MTU_RANGE.contains(mtu)).ok_or(None)
 }
 
 pub fn port(text: &str) -> Result<u16, &'static str> {
@@ -187,19 +181,30 @@ pub fn published_port(text: &str, host_ip: Option<IpAddr>) -> Result<PublishedPo
     })
 }
 
-/// `500ms`, `2s`, `1m`, or a plain number of seconds.
+/// The longest duration: a timeout is a wait, and a day is longer than any wait of cnm's.
+const DURATION_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `500ms`, `2s`, `1m`, or a plain number of seconds; at most [`DURATION_MAX`].
 pub fn duration(text: &str) -> Result<Duration, &'static str> {
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| "a duration is a number and a unit, such as 500ms, 2s or 1m")?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(number)),
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err("a duration's unit is ms, s or m"),
+    if number.is_empty() {
+        return Err("a duration is a number and a unit, such as 500ms, 2s or 1m");
     }
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        _ => return Err("a duration's unit is ms, s or m"),
+    };
+    const TOO_LONG: &str = "a duration is at most 1440m (one day)";
+    // All digits: a number too large for u64 is too long, not malformed.
+    let number: u64 = number.parse().map_err(|_| TOO_LONG)?;
+    let duration = number
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .filter(|d| *d <= DURATION_MAX);
+    duration.ok_or(TOO_LONG)
 }
 
 /// `A..B` with whole numbers, A <= B, at most `limit` values.
@@ -250,10 +255,13 @@ mod tests {
 
     #[test]
     fn macs() {
-        assert_eq!(mac("02:42:AC:11:00:02").unwrap(), "02:42:ac:11:00:02");
+        assert_eq!(mac("02:42:AC:11:00:02").unwrap().to_string(), "02:42:ac:11:00:02");
         assert!(mac("01:00:5e:00:00:01").is_err());
         assert!(mac("02:42:ac:11:00").is_err());
-        assert_eq!(mac_for("10.1.0.2".parse().unwrap()), "02:42:0a:01:00:02");
+        assert_eq!(
+            mac_for("10.1.0.2".parse().unwrap()).to_string(),
+            "02:42:0a:01:00:02"
+        );
     }
 
     #[test]
@@ -265,6 +273,20 @@ mod tests {
         assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(duration("3"), Ok(Duration::from_secs(3)));
         assert!(duration("3h").is_err());
+        assert_eq!(duration("1440m"), Ok(Duration::from_secs(86_400)));
+        for too_long in [
+            "1441m",
+            "86401s",
+            "86400001ms",
+            "999999999999999999m",
+            "18446744073709551616s",
+        ] {
+            assert_eq!(
+                duration(too_long),
+                Err("a duration is at most 1440m (one day)"),
+                "{too_long}"
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
 use crate::error::Diagnostic;
+use crate::io_reason::io_reason;
 use crate::plan;
 use crate::syntax::{FileId, Sources};
 
@@ -329,20 +330,13 @@ fn load(files: &[PathBuf]) -> Result<(Sources, Vec<FileId>), Failure> {
     for path in files {
         let (name, text) = if path.as_os_str() == "-" {
             let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).map_err(|e| {
-                Failure::Message(format!(
-                    "cannot read standard input: {}",
-                    crate::check::io_reason(&e)
-                ))
-            })?;
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Failure::Message(format!("cannot read standard input: {}", io_reason(&e))))?;
             ("<stdin>".to_string(), text)
         } else {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                Failure::Message(format!(
-                    "cannot read {}: {}",
-                    path.display(),
-                    crate::check::io_reason(&e)
-                ))
+                Failure::Message(format!("cannot read {}: {}", path.display(), io_reason(&e)))
             })?;
             (path.display().to_string(), text)
         };

@@ -10,6 +10,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 
 use super::apply::committed_state;
 use super::{Failure, Settings};
+use crate::io_reason::io_reason;
 use crate::model::Mode;
 
 /// Runs `command` in the sandbox's network namespace with its `/etc/netns` files bound
@@ -40,7 +41,7 @@ pub fn exec(settings: &Settings, sandbox: &str, command: &[String]) -> Result<Ex
             Failure::Message(format!(
                 "sandbox `{owner}` is dead: cannot open its namespace {}: {}",
                 path.display(),
-                crate::check::io_reason(&e)
+                io_reason(&e)
             ))
         })?;
         setns(&file, CloneFlags::CLONE_NEWNET)
@@ -51,7 +52,7 @@ pub fn exec(settings: &Settings, sandbox: &str, command: &[String]) -> Result<Ex
     Err(Failure::Message(format!(
         "cannot run `{}`: {}",
         command[0],
-        crate::check::io_reason(&error)
+        io_reason(&error)
     )))
 }
 
@@ -112,12 +113,6 @@ pub fn shell(settings: &Settings, command: &[String]) -> Result<ExitCode, Failur
         .args(&command[1..])
         .env("PATH", path)
         .status()
-        .map_err(|e| {
-            Failure::Message(format!(
-                "cannot run `{}`: {}",
-                command[0],
-                crate::check::io_reason(&e)
-            ))
-        })?;
+        .map_err(|e| Failure::Message(format!("cannot run `{}`: {}", command[0], io_reason(&e))))?;
     Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
 }

@@ -132,7 +132,7 @@ pub fn show(settings: &Settings) -> Result<ExitCode, Failure> {
                 e.sandbox.clone().unwrap_or_else(|| "-".into()),
                 e.ifname.clone().unwrap_or_else(|| "-".into()),
                 address,
-                e.mac.clone(),
+                e.mac.to_string(),
                 host_end(&model, e).unwrap_or("-").to_string(),
                 e.aliases.join(" "),
             ]);

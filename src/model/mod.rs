@@ -2,6 +2,7 @@
 //! the desired model from a script; the committed model is `state.json`. Both have this
 //! one shape, so a plan is the difference of two values of it.
 
+mod mac;
 mod names;
 
 use std::fmt;
@@ -11,6 +12,7 @@ use indexmap::IndexMap;
 use ipnetwork::{Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 
+pub use mac::Mac;
 pub use names::{bridge_name, endpoint_name, object_id, veth_name};
 
 /// The version of the `state.json` layout this cnm reads and writes.
@@ -21,6 +23,10 @@ pub const DEFAULT_NETWORK: &str = "bridge";
 pub const DEFAULT_BRIDGE: &str = "cnm0";
 pub const DEFAULT_SUBNET: &str = "172.30.0.0/16";
 pub const DEFAULT_MTU: u32 = 1500;
+
+/// The most ports a Linux bridge holds (`BR_MAX_PORTS` less one: port numbers start at
+/// 1); the next `set master` fails with EXFULL.
+pub const BRIDGE_PORT_LIMIT: usize = 1023;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,7 +79,7 @@ pub struct Ipv6Subnet {
     pub gateway: Ipv6Addr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
     Bridge,
@@ -216,7 +222,7 @@ pub struct Endpoint {
     pub static_ip: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Ipv6Addr>,
-    pub mac: String,
+    pub mac: Mac,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
     /// The interface name inside the sandbox (`eth0`, `eth1`, … in join order).

@@ -104,7 +104,7 @@ impl<'m> Kernel<'m> {
                     peer: ifname.clone(),
                     netns: netns.clone(),
                     mtu: network.mtu,
-                    mac: endpoint.mac.clone(),
+                    mac: endpoint.mac,
                 },
                 Op::SetMaster {
                     link: endpoint.host_ifname.clone(),
@@ -120,7 +120,7 @@ impl<'m> Kernel<'m> {
                 parent: network.parent.clone().expect("a macvlan network has a parent"),
                 netns: netns.clone(),
                 mtu: network.mtu,
-                mac: endpoint.mac.clone(),
+                mac: endpoint.mac,
             }],
         };
         ops.push(Op::AddAddress {

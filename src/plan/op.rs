@@ -8,6 +8,8 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
+use crate::model::Mac;
+
 /// One kernel operation. `netns: None` means the host's namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -34,7 +36,7 @@ pub enum Op {
         peer: String,
         netns: String,
         mtu: u32,
-        mac: String,
+        mac: Mac,
     },
     /// A macvlan interface on `parent`, created directly inside `netns`.
     AddMacvlan {
@@ -42,7 +44,7 @@ pub enum Op {
         parent: String,
         netns: String,
         mtu: u32,
-        mac: String,
+        mac: Mac,
     },
     /// Deletes a link; deleting one end of a veth pair deletes both.
     DelLink {

@@ -26,6 +26,7 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
 use super::{Backend, KernelError};
+use crate::model::Mac;
 use crate::plan::{EtcFile, Op};
 use netns::SysError;
 use rtnl::Nack;
@@ -87,22 +88,6 @@ fn gone_ok(result: Result<(), Nack>, gone: &[Errno]) -> Result<(), Nack> {
         Err(nack) if gone.contains(&nack.errno) => Ok(()),
         result => result,
     }
-}
-
-/// `aa:bb:cc:dd:ee:ff` as six bytes.
-fn parse_mac(mac: &str) -> Result<Vec<u8>, KernelError> {
-    let bytes: Vec<u8> = mac
-        .split(':')
-        .map(|byte| u8::from_str_radix(byte, 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| KernelError::errno(libc::EINVAL, format!("{mac} is not a MAC address")))?;
-    if bytes.len() != 6 || mac.len() != 17 {
-        return Err(KernelError::errno(
-            libc::EINVAL,
-            format!("{mac} is not a MAC address"),
-        ));
-    }
-    Ok(bytes)
 }
 
 /// The MAC a bridge gets, derived from its name: stable across runs, and set, so that
@@ -412,9 +397,8 @@ impl NetlinkBackend {
         peer: &str,
         netns: &str,
         mtu: u32,
-        mac: &str,
+        mac: Mac,
     ) -> Result<(), KernelError> {
-        let mac = parse_mac(mac)?;
         let inside = self.space(netns)?;
         let fd = self.open_netns(netns)?;
         let created = self.block(rtnl::add_veth(
@@ -423,7 +407,7 @@ impl NetlinkBackend {
             peer,
             fd.as_raw_fd(),
             mtu,
-            mac,
+            mac.octets().to_vec(),
         ));
         drop(fd);
         if let Err(nack) = created {
@@ -476,9 +460,8 @@ impl NetlinkBackend {
         parent: &str,
         netns: &str,
         mtu: u32,
-        mac: &str,
+        mac: Mac,
     ) -> Result<(), KernelError> {
-        let mac = parse_mac(mac)?;
         let inside = self.space(netns)?;
         let parent_index = self.index(&self.host, None, parent)?;
         let fd = self.open_netns(netns)?;
@@ -488,7 +471,7 @@ impl NetlinkBackend {
             parent_index,
             fd.as_raw_fd(),
             mtu,
-            mac,
+            mac.octets().to_vec(),
         ));
         drop(fd);
         created.map_err(|nack| {
@@ -672,14 +655,14 @@ impl Backend for NetlinkBackend {
                 netns,
                 mtu,
                 mac,
-            } => self.add_veth(link, peer, netns, *mtu, mac),
+            } => self.add_veth(link, peer, netns, *mtu, *mac),
             Op::AddMacvlan {
                 link,
                 parent,
                 netns,
                 mtu,
                 mac,
-            } => self.add_macvlan(link, parent, netns, *mtu, mac),
+            } => self.add_macvlan(link, parent, netns, *mtu, *mac),
             Op::DelLink { netns, link } => self.del_link(netns.as_deref(), link),
             Op::SetMaster { link, master } => self.set_master(link, master),
             Op::NoMaster { link } => self.no_master(link),
