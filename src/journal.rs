@@ -168,6 +168,18 @@ impl Journal {
     /// Opens (creating it if needed) and locks the state directory, waiting up to
     /// `timeout` for another cnm to let go. `who` is recorded for those who wait.
     pub fn open(dir: &Path, timeout: Duration, who: &str) -> Result<Journal, JournalError> {
+        Journal::open_waiting(dir, timeout, who, |_| {})
+    }
+
+    /// As [`Journal::open`]; if another cnm holds the lock, `waiting` is told at once
+    /// who it is (pid, command and since when), before any wait.
+    pub fn open_waiting(
+        dir: &Path,
+        timeout: Duration,
+        who: &str,
+        waiting: impl FnOnce(&str),
+    ) -> Result<Journal, JournalError> {
+        let mut waiting = Some(waiting);
         let directory_error = |e: std::io::Error| JournalError::Directory {
             dir: dir.to_path_buf(),
             reason: reason(&e),
@@ -193,14 +205,22 @@ impl Journal {
                 Ok(lock) => break lock,
                 Err((returned, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => {
                     file = returned;
-                    if started.elapsed() >= timeout {
+                    let holder = || {
                         let mut holder = String::new();
-                        let _ = file.rewind().and_then(|()| file.read_to_string(&mut holder));
+                        let _ = (&file)
+                            .rewind()
+                            .and_then(|()| (&file).read_to_string(&mut holder));
+                        holder.trim().to_string()
+                    };
+                    if started.elapsed() >= timeout {
                         return Err(JournalError::Locked {
                             dir: dir.to_path_buf(),
-                            holder: holder.trim().to_string(),
+                            holder: holder(),
                             waited: started.elapsed().as_secs(),
                         });
+                    }
+                    if let Some(waiting) = waiting.take() {
+                        waiting(&holder());
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -555,9 +575,18 @@ mod tests {
     fn a_second_cnm_waits_then_names_the_holder() {
         let dir = temp_dir("lock");
         let _first = Journal::open(&dir, Duration::ZERO, "cnm apply seed.cnm").unwrap();
-        let err = Journal::open(&dir, Duration::from_millis(120), "cnm show")
-            .err()
-            .unwrap();
+        let mut told = Vec::new();
+        let err = Journal::open_waiting(&dir, Duration::from_millis(120), "cnm show", |holder| {
+            told.push(holder.to_string())
+        })
+        .err()
+        .unwrap();
+        // Told once, at once, who holds it.
+        assert_eq!(told.len(), 1);
+        assert!(
+            told[0].starts_with(&format!("pid {}: cnm apply seed.cnm, since ", std::process::id())),
+            "{told:?}"
+        );
         let text = err.to_string();
         assert!(
             text.contains(&format!("pid {}: cnm apply seed.cnm", std::process::id())),

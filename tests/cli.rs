@@ -603,3 +603,26 @@ fn an_inconsistent_state_is_refused_and_left_as_it_is() {
     }
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
 }
+
+/// A command that must wait for the lock says at once for whom and for how long.
+#[test]
+fn waiting_for_the_lock_is_said_at_once() {
+    let state = StateDir::new("lock-wait");
+    let _held =
+        cnm::journal::Journal::open(&state.0, std::time::Duration::ZERO, "cnm apply held.cnm").unwrap();
+    let out = cnm(&state, &["--lock-timeout", "1s", "destroy"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let mut lines = err.lines();
+    let first = lines.next().unwrap();
+    let prefix = format!(
+        "cnm: waiting up to 1s for the lock on {}, held by pid {}: cnm apply held.cnm, since ",
+        state.0.display(),
+        std::process::id()
+    );
+    assert!(first.starts_with(&prefix), "{err}");
+    assert!(
+        lines.next().unwrap().contains("gave up after waiting 1s"),
+        "{err}"
+    );
+}

@@ -54,10 +54,18 @@ fn kernel(settings: &Settings) -> Result<NetlinkBackend, Failure> {
 }
 
 fn open_journal(settings: &Settings) -> Result<Journal, Failure> {
-    Ok(Journal::open(
+    let waiting = |holder: &str| {
+        eprintln!(
+            "cnm: waiting up to {} for the lock on {}, held by {holder}",
+            humantime::format_duration(settings.lock_timeout),
+            settings.state_dir.display()
+        )
+    };
+    Ok(Journal::open_waiting(
         &settings.state_dir,
         settings.lock_timeout,
         &settings.command_line,
+        waiting,
     )?)
 }
 
@@ -190,7 +198,13 @@ pub fn apply(settings: &Settings, files: &[PathBuf], dry_run: bool) -> Result<Ex
         Ok(planned) => planned,
         Err(diagnostics) => return Err(Failure::Script(sources, diagnostics)),
     };
-    if let Some(report) = dead_sandboxes(&committed, &plan, &mut backend, &sources, settings) {
+    if let Some(report) = dead_sandboxes(
+        &committed,
+        &plan,
+        &mut |n| backend.netns_exists(n),
+        &sources,
+        settings,
+    ) {
         return Err(Failure::Report(report));
     }
     warn_skipped(&checked.actions, &sources);
@@ -409,11 +423,11 @@ fn render_at(mut diagnostic: MietteDiagnostic, sources: &Sources, at: Option<Spa
 }
 
 /// A sandbox whose namespace vanished outside cnm refuses any statement that would put
-/// something inside it.
-fn dead_sandboxes(
+/// something inside it; `netns_exists` asks the kernel whether a namespace is there.
+pub fn dead_sandboxes(
     committed: &Model,
     plan: &Plan,
-    backend: &mut dyn Backend,
+    netns_exists: &mut dyn FnMut(&str) -> bool,
     sources: &Sources,
     settings: &Settings,
 ) -> Option<String> {
@@ -439,7 +453,7 @@ fn dead_sandboxes(
             .sandboxes
             .get(netns)
             .is_some_and(|s| s.is_running() && s.netns().is_some());
-        if was_running && !created.contains(&netns) && !backend.netns_exists(netns) {
+        if was_running && !created.contains(&netns) && !netns_exists(netns) {
             let message = format!(
                 "sandbox {netns} is dead: its namespace {} vanished outside cnm",
                 settings.netns_dir.join(netns).display()

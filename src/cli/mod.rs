@@ -309,6 +309,11 @@ fn plan(
         Ok(planned) => planned,
         Err(diagnostics) => return Err(Failure::Script(sources, diagnostics)),
     };
+    // What apply would refuse, plan reports the same way.
+    let mut netns_exists = |netns: &str| crate::backend::netlink::netns_exists(&settings.netns_dir, netns);
+    if let Some(report) = apply::dead_sandboxes(&committed, &plan, &mut netns_exists, &sources, settings) {
+        return Err(Failure::Report(report));
+    }
     // A closed pipe (`cnm plan … | head`) is not an error worth a message.
     if json {
         let out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -618,6 +618,12 @@ impl NetlinkBackend {
     }
 }
 
+/// Whether `netns_dir/netns` is a mounted network namespace. Needs no privilege, so
+/// that commands which only read (`cnm plan`) can tell a dead sandbox too.
+pub fn netns_exists(netns_dir: &std::path::Path, netns: &str) -> bool {
+    check_name(netns).is_ok() && netns::is_netns(&netns_dir.join(netns))
+}
+
 /// Drives `socket` with a netlink connection task on `runtime`.
 fn connect(runtime: &Runtime, socket: Socket) -> (Handle, JoinHandle<()>) {
     // Errors carry the kernel's explanation, and not a copy of the request.
@@ -705,6 +711,6 @@ impl Backend for NetlinkBackend {
     }
 
     fn netns_exists(&mut self, netns: &str) -> bool {
-        check_name(netns).is_ok() && netns::is_netns(&self.netns_path(netns))
+        netns_exists(&self.netns_dir, netns)
     }
 }
