@@ -147,6 +147,38 @@ fn strip_volatile(value: &mut Value) {
     }
 }
 
+/// A kernel snapshot without interface indexes: a link made again (by a rollback) is
+/// the same link in every other respect, but the kernel numbers it anew (and lists it
+/// in that order).
+fn without_indexes(kernel: &str) -> String {
+    kernel
+        .lines()
+        .map(|line| match line.split_once(": ") {
+            Some((what, json)) if json.starts_with('[') => {
+                let mut value: Value = serde_json::from_str(json).unwrap();
+                forget_indexes(&mut value);
+                format!("{what}: {value}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect()
+}
+
+fn forget_indexes(value: &mut Value) {
+    match value {
+        Value::Array(items) => {
+            items.iter_mut().for_each(forget_indexes);
+            items.sort_by_key(|item| item.to_string());
+        }
+        Value::Object(map) => {
+            map.remove("ifindex");
+            map.remove("link_index");
+            map.values_mut().for_each(forget_indexes);
+        }
+        _ => {}
+    }
+}
+
 /// Two kernel snapshots are equal; if not, the failure shows only the lines that differ.
 fn assert_same_kernel(before: &str, after: &str, what: &str) {
     if before != after {
@@ -595,6 +627,123 @@ fn a_dead_sandbox_refuses_with_a_clear_error() {
         env.cnm_ok(&["apply", "/run/cnm-test/dead.cnm"]);
         assert!(pings("A", "10.1.0.3"));
     });
+}
+
+/// `cnm plan` reports a dead sandbox exactly as `cnm apply` would, and plans nothing.
+#[test]
+fn plan_reports_a_dead_sandbox_as_apply_does() {
+    in_namespaces("plan_reports_a_dead_sandbox_as_apply_does", |env| {
+        env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+        run("ip", &["netns", "del", "A"]);
+        std::fs::write("/run/cnm-test/dead.cnm", "connect A to frontend\n").unwrap();
+        let planned = env.cnm(&["plan", "/run/cnm-test/dead.cnm"]);
+        let applied = env.cnm(&["apply", "/run/cnm-test/dead.cnm"]);
+        assert_eq!(planned.status.code(), Some(1));
+        assert_eq!(applied.status.code(), Some(1));
+        assert!(planned.stdout.is_empty(), "no plan is printed");
+        let err = String::from_utf8_lossy(&planned.stderr);
+        assert!(
+            err.contains("sandbox A is dead: its namespace /run/netns/A vanished outside cnm"),
+            "{err}"
+        );
+        assert_eq!(err, String::from_utf8_lossy(&applied.stderr));
+    });
+}
+
+/// The script of the audit: a sandbox connected to a network, to be stopped by a
+/// transaction that then fails on a bridge name taken by hand.
+fn stop_then_fail(env: &Env) {
+    std::fs::write(
+        "/run/cnm-test/one.cnm",
+        "network n subnet 10.9.0.0/24\nsandbox a mode none\nconnect a to n\n",
+    )
+    .unwrap();
+    env.cnm_ok(&["apply", "/run/cnm-test/one.cnm"]);
+    run("ip", &["link", "add", "cnm-z", "type", "bridge"]);
+    std::fs::write("/run/cnm-test/two.cnm", "stop a\nnetwork z subnet 10.8.0.0/24\n").unwrap();
+}
+
+/// Undoing a namespace deletion must wait until the kernel has removed the namespace's
+/// veths: only then are their names free to make them again. Tried with `stop` and
+/// with `remove sandbox`, several times, since the kernel's cleanup races the undo.
+#[test]
+fn a_rollback_after_a_namespace_deletion_restores_the_sandbox() {
+    in_namespaces(
+        "a_rollback_after_a_namespace_deletion_restores_the_sandbox",
+        |env| {
+            stop_then_fail(env);
+            let kernel = env.kernel();
+            let state = env.state_json();
+            for first in ["stop a", "remove sandbox a", "stop a", "remove sandbox a"] {
+                std::fs::write(
+                    "/run/cnm-test/two.cnm",
+                    format!("{first}\nnetwork z subnet 10.8.0.0/24\n"),
+                )
+                .unwrap();
+                let out = env.cnm(&["apply", "/run/cnm-test/two.cnm"]);
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(1), "{err}");
+                assert!(err.contains("an interface named cnm-z already exists"), "{err}");
+                assert!(err.contains("rolled back: 2 steps undone"), "{first}: {err}");
+                assert_same_kernel(&without_indexes(&kernel), &without_indexes(&env.kernel()), first);
+                assert_eq!(env.state_json(), state);
+                assert_eq!(addresses(&ip_json(&["-n", "a", "addr"]), "eth0"), ["10.9.0.2/24"]);
+                assert!(pings("a", "10.9.0.1"), "{first}: a reaches its gateway again");
+            }
+        },
+    );
+}
+
+/// An undo operation the kernel refuses (an `unshare` failed by strace) is reported with
+/// what is left, the transaction stays open with state.json untouched, and the next
+/// command finishes the rollback.
+#[test]
+fn a_refused_undo_is_reported_and_finished_by_the_next_command() {
+    in_namespaces(
+        "a_refused_undo_is_reported_and_finished_by_the_next_command",
+        |env| {
+            stop_then_fail(env);
+            let kernel = env.kernel();
+            let state = env.state_json();
+            // unshare #1 checks that namespaces can be made; #2 makes the undo's new one.
+            let out = Command::new("strace")
+                .args(["-f", "-o", "/dev/null", "-e", "trace=unshare", "-e"])
+                .arg("inject=unshare:error=EPERM:when=2")
+                .arg(CNM)
+                .args(env.command(&["apply", "/run/cnm-test/two.cnm"]).get_args())
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .expect("strace runs");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains("apply failed at step 3 of 5"), "{err}");
+            assert!(
+                err.contains("transaction 2 is not fully rolled back: the kernel refused"),
+                "{err}"
+            );
+            assert!(err.contains("ip netns add a: "), "names what is left: {err}");
+            assert!(err.contains("the transaction stays open"), "{err}");
+            assert_eq!(env.state_json(), state, "state.json still holds the state before");
+            assert!(!namespaces().contains(&"a".to_string()));
+            let log = env.cnm_ok(&["log"]);
+            assert!(log.contains("open: rollback incomplete"), "{log}");
+
+            // The next command (even one that only reads) finishes it.
+            let out = env.cnm(&["show"]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{err}");
+            assert!(err.contains("went through; it is rolled back"), "{err}");
+            assert_same_kernel(
+                &without_indexes(&kernel),
+                &without_indexes(&env.kernel()),
+                "after the rollback was finished",
+            );
+            assert_eq!(env.state_json(), state);
+            assert!(pings("a", "10.9.0.1"));
+            let log = env.cnm_ok(&["log"]);
+            assert!(log.contains("cut short; recovered"), "{log}");
+        },
+    );
 }
 
 #[test]

@@ -90,12 +90,14 @@ fn gone_ok(result: Result<(), Nack>, gone: &[Errno]) -> Result<(), Nack> {
     }
 }
 
-/// The MAC a bridge gets, derived from its name: stable across runs, and set, so that
-/// the kernel does not change it to the lowest of its ports' as they come and go (the
-/// sandboxes would keep a stale neighbour entry for their gateway).
-fn bridge_mac(bridge: &str) -> Vec<u8> {
+/// The MAC a host-side link (a bridge, a veth's host end) gets, derived from its name:
+/// stable across runs, so that a link made again (by a rollback, a restart) is the link
+/// it was. A bridge with a MAC of its own also keeps it as ports come and go (the kernel
+/// would take the lowest of its ports', and sandboxes would keep a stale neighbour entry
+/// for their gateway).
+fn derived_mac(name: &str) -> Vec<u8> {
     use sha2::Digest;
-    let hash = sha2::Sha256::digest(bridge.as_bytes());
+    let hash = sha2::Sha256::digest(name.as_bytes());
     // Locally administered, unicast.
     let mut mac = vec![0x02];
     mac.extend_from_slice(&hash[..5]);
@@ -407,6 +409,7 @@ impl NetlinkBackend {
             peer,
             fd.as_raw_fd(),
             mtu,
+            derived_mac(link),
             mac.octets().to_vec(),
         ));
         drop(fd);
@@ -646,7 +649,7 @@ impl Backend for NetlinkBackend {
                     self.host.clone(),
                     bridge,
                     *mtu,
-                    bridge_mac(bridge),
+                    derived_mac(bridge),
                 ))
                 .map_err(|nack| match nack.errno {
                     Errno::EEXIST => KernelError::errno(

@@ -145,13 +145,14 @@ pub async fn add_bridge(mut handle: Handle, name: &str, mtu: u32, mac: Vec<u8>) 
 }
 
 /// A veth pair in one request: `link` here, `peer` created directly inside the namespace
-/// `netns_fd` refers to, with `mac`; both with `mtu`; both down.
+/// `netns_fd` refers to, with `mac`; `link` with `link_mac`; both with `mtu`; both down.
 pub async fn add_veth(
     mut handle: Handle,
     link: &str,
     peer: &str,
     netns_fd: RawFd,
     mtu: u32,
+    link_mac: Vec<u8>,
     mac: Vec<u8>,
 ) -> Result<(), Nack> {
     let mut peer_message = named(peer);
@@ -163,6 +164,7 @@ pub async fn add_veth(
     let mut message = named(link);
     message.attributes.extend([
         LinkAttribute::Mtu(mtu),
+        LinkAttribute::Address(link_mac),
         LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_message))),
