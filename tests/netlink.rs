@@ -1073,3 +1073,164 @@ fn timing() {
         );
     });
 }
+
+/// One thing asked of a backend, in a differential sequence.
+enum Ask {
+    Op(Op),
+    Settle(Vec<String>),
+}
+
+/// The same sequence, failures included, on the in-memory backend and on the kernel:
+/// each answer (success, or the errno of the refusal) must be the same. The in-memory
+/// backend stands in for the kernel in the executor's tests; this keeps it honest.
+#[test]
+fn the_in_memory_backend_answers_as_the_kernel_does() {
+    isolated("the_in_memory_backend_answers_as_the_kernel_does", || {
+        use cnm::backend::memory::MemoryBackend;
+        let mut asks: Vec<Ask> = Vec::new();
+        let mut op = |op: Op| asks.push(Ask::Op(op));
+        let veth = |link: &str, peer: &str, netns: &str| Op::AddVeth {
+            link: s(link),
+            peer: s(peer),
+            netns: s(netns),
+            mtu: MTU,
+            mac: "02:42:0a:4d:00:09".parse().unwrap(),
+        };
+        network_ops().into_iter().for_each(&mut op);
+        sandbox_ops("a", 2, "02:42:0a:4d:00:02")
+            .into_iter()
+            .for_each(&mut op);
+        // Names taken: a bridge, a namespace, a veth host end, a peer inside.
+        op(network_ops().remove(0));
+        op(Op::AddNetns { netns: s("a") });
+        op(veth("vh-a", "eth1", "a"));
+        op(veth("vh-x", "eth0", "a"));
+        // Missing things: a namespace, a master, a link, a macvlan parent.
+        op(veth("vh-y", "eth0", "nowhere"));
+        op(Op::SetMaster {
+            link: s("vh-a"),
+            master: s("no-bridge"),
+        });
+        op(Op::SetMaster {
+            link: s("no-link"),
+            master: s(BRIDGE),
+        });
+        op(Op::LinkUp {
+            netns: some("a"),
+            link: s("eth9"),
+        });
+        // A master that is no bridge: refused, and the port has left its old master.
+        op(Op::SetMaster {
+            link: s("vh-a"),
+            master: s("lo"),
+        });
+        op(sandbox_ops("a", 2, "02:42:0a:4d:00:02").remove(3));
+        op(sandbox_ops("a", 2, "02:42:0a:4d:00:02").remove(3));
+        op(Op::AddMacvlan {
+            link: s("mv0"),
+            parent: s("no-parent"),
+            netns: s("a"),
+            mtu: MTU,
+            mac: "02:42:0a:4d:00:0a".parse().unwrap(),
+        });
+        // An address and a default route twice; a route through a link that is down.
+        op(sandbox_ops("a", 2, "02:42:0a:4d:00:02").remove(5));
+        op(sandbox_ops("a", 2, "02:42:0a:4d:00:02").remove(8));
+        op(Op::AddNetns { netns: s("b") });
+        op(veth("vh-b", "eth0", "b"));
+        op(Op::AddAddress {
+            netns: some("b"),
+            link: s("eth0"),
+            address: net("10.77.0.3/24"),
+        });
+        op(Op::AddRoute {
+            netns: s("b"),
+            gateway: addr("10.77.0.1"),
+            link: s("eth0"),
+        });
+        // Deleting what is gone is success, everywhere.
+        op(Op::DelLink {
+            netns: None,
+            link: s("no-link"),
+        });
+        op(Op::DelLink {
+            netns: some("nowhere"),
+            link: s("eth0"),
+        });
+        op(Op::DelAddress {
+            netns: some("a"),
+            link: s("eth0"),
+            address: net("10.99.0.1/24"),
+        });
+        op(Op::DelRoute {
+            netns: s("b"),
+            gateway: addr("10.77.0.1"),
+            link: s("eth0"),
+        });
+        op(Op::NoMaster { link: s("no-link") });
+        op(Op::LinkDown {
+            netns: some("nowhere"),
+            link: s("eth0"),
+        });
+        op(Op::RemoveFile {
+            netns: s("b"),
+            file: EtcFile::Hosts,
+        });
+        // A namespace deleted takes its veths; once settled, their names are free again.
+        op(Op::DelNetns {
+            netns: s("b"),
+            links: vec![s("vh-b")],
+        });
+        op(Op::DelNetns {
+            netns: s("b"),
+            links: vec![s("vh-b")],
+        });
+        asks.push(Ask::Settle(vec![s("vh-b")]));
+        let mut op = |op: Op| asks.push(Ask::Op(op));
+        op(Op::AddNetns { netns: s("b") });
+        op(veth("vh-b", "eth0", "b"));
+        // A bridge holds 1,023 ports; the 1,024th is refused.
+        for i in 0..1023u32 {
+            let link = format!("vp-{i}");
+            op(Op::AddVeth {
+                link: link.clone(),
+                peer: format!("p{i}"),
+                netns: s("b"),
+                mtu: MTU,
+                mac: format!("02:42:0b:00:{:02x}:{:02x}", i >> 8, i & 0xff)
+                    .parse()
+                    .unwrap(),
+            });
+            op(Op::SetMaster {
+                link,
+                master: s(BRIDGE),
+            });
+        }
+        op(Op::SetMaster {
+            link: s("vh-b"),
+            master: s(BRIDGE),
+        });
+
+        let mut kernel = backend();
+        let mut memory = MemoryBackend::new();
+        let answer = |result: Result<(), KernelError>| result.map_err(|e| e.errno);
+        for (i, ask) in asks.iter().enumerate() {
+            let (real, simulated, what) = match ask {
+                Ask::Op(op) => (
+                    answer(kernel.apply(op)),
+                    answer(memory.apply(op)),
+                    format!("{op:?}"),
+                ),
+                Ask::Settle(links) => (
+                    answer(kernel.settle(links)),
+                    answer(memory.settle(links)),
+                    format!("settle {links:?}"),
+                ),
+            };
+            assert_eq!(simulated, real, "ask {i}: {what}");
+        }
+        for netns in ["a", "b", "nowhere"] {
+            assert_eq!(memory.netns_exists(netns), kernel.netns_exists(netns), "{netns}");
+        }
+    });
+}

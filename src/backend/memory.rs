@@ -61,6 +61,15 @@ enum LinkKind {
     Macvlan,
 }
 
+impl Namespace {
+    fn with_loopback() -> Namespace {
+        let mut ns = Namespace::default();
+        ns.links
+            .insert("lo".into(), Link::new(LinkKind::Loopback, 65536, None));
+        ns
+    }
+}
+
 impl Link {
     fn new(kind: LinkKind, mtu: u32, mac: Option<Mac>) -> Link {
         Link {
@@ -87,9 +96,11 @@ fn no_device(link: &str) -> KernelError {
 }
 
 impl MemoryBackend {
+    /// A kernel with the host's namespace, holding loopback only; new namespaces hold
+    /// their own loopback.
     pub fn new() -> MemoryBackend {
         let mut backend = MemoryBackend::default();
-        backend.namespaces.insert(HOST.into(), Namespace::default());
+        backend.namespaces.insert(HOST.into(), Namespace::with_loopback());
         backend
     }
 
@@ -169,10 +180,7 @@ impl MemoryBackend {
                 if self.namespaces.contains_key(netns) {
                     return Err(exists(format!("a namespace named {netns}")));
                 }
-                let mut ns = Namespace::default();
-                ns.links
-                    .insert("lo".into(), Link::new(LinkKind::Loopback, 65536, None));
-                self.namespaces.insert(netns.clone(), ns);
+                self.namespaces.insert(netns.clone(), Namespace::with_loopback());
             }
             Op::DelNetns { netns, .. } => {
                 // A namespace takes its interfaces along, and with them their veth peers,
@@ -226,16 +234,20 @@ impl MemoryBackend {
             }
             Op::DelLink { netns, link } => self.del_link(Self::ns_name(netns), link),
             Op::SetMaster { link, master } => {
-                match self.link(HOST, master)?.kind {
-                    LinkKind::Bridge => {}
-                    _ => {
-                        return Err(KernelError::errno(
-                            libc::EOPNOTSUPP,
-                            format!("{master} is not a bridge"),
-                        ))
-                    }
+                let is_bridge = matches!(self.link(HOST, master)?.kind, LinkKind::Bridge);
+                let port = self.link(HOST, link)?;
+                if port.master.as_deref() == Some(master) {
+                    return Ok(());
                 }
-                self.link(HOST, link)?;
+                // The kernel lets go of the old master before it tries the new one, and
+                // does not take it back when that fails.
+                port.master = None;
+                if !is_bridge {
+                    return Err(KernelError::errno(
+                        libc::EOPNOTSUPP,
+                        format!("{master} is not a bridge"),
+                    ));
+                }
                 let ports = self.namespaces[HOST]
                     .links
                     .values()
