@@ -145,8 +145,14 @@ enum Command {
     /// progress bar on a terminal). On the first refusal, or on Ctrl-C or SIGTERM, every
     /// completed step is undone, last first, and the error names the statement, the
     /// operation and what was undone: the kernel and state.json are left as they were.
+    /// If the kernel refuses an undo operation, the error lists what is left, and the
+    /// next cnm command runs those operations again. `exec`, `expect`, `serve` and
+    /// `publish` statements are checked but not carried out yet (a warning names them).
     /// Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), or --isolated.
-    #[command(after_help = "Exit status: 0 applied (or nothing to do); 1 errors (nothing was changed).")]
+    #[command(
+        after_help = "Exit status: 0 applied (or nothing to do); 1 errors (rolled back: nothing changed, \
+unless the error says the kernel refused part of the rollback)."
+    )]
     Apply {
         /// Scripts to apply, read in order as one script (`-` for standard input).
         #[arg(required = true, value_name = "FILE")]
