@@ -38,6 +38,13 @@ pub enum Record {
         command: String,
         sources: Vec<String>,
         steps: Vec<JournalStep>,
+        /// The committed model before the transaction, so that `undo` can plan the way
+        /// back. Absent in journals written before cnm kept it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<Box<Model>>,
+        /// The transaction this one undoes, if it is an undo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        undoes: Option<u64>,
     },
     Step {
         tx: u64,
@@ -292,8 +299,16 @@ impl Journal {
             })
     }
 
-    /// Records a transaction's plan, on disk, before anything is done.
-    pub fn begin(&mut self, command: &str, sources: &[String], plan: &Plan) -> Result<u64, JournalError> {
+    /// Records a transaction's plan and the model before it, on disk, before anything is
+    /// done. `undoes` names the transaction it undoes, if it is an undo.
+    pub fn begin(
+        &mut self,
+        command: &str,
+        sources: &[String],
+        plan: &Plan,
+        before: &Model,
+        undoes: Option<u64>,
+    ) -> Result<u64, JournalError> {
         let tx = self.records()?.last().map_or(1, |r| r.tx() + 1);
         let steps = plan
             .steps
@@ -309,6 +324,8 @@ impl Journal {
             command: command.to_string(),
             sources: sources.to_vec(),
             steps,
+            before: Some(Box::new(before.clone())),
+            undoes,
         };
         self.append(&record, true)?;
         Ok(tx)
@@ -411,6 +428,43 @@ pub fn read_records(dir: &Path) -> Result<Vec<Record>, JournalError> {
     Ok(records)
 }
 
+/// The transaction `undo` takes back: the last committed one that is not an undo and
+/// was not undone since (undoing twice goes back two), with the model before it.
+/// `None` when there is nothing left to undo.
+pub fn undo_target(records: &[Record]) -> Result<Option<(u64, Model)>, String> {
+    let committed: std::collections::HashSet<u64> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Commit { tx, .. } => Some(*tx),
+            _ => None,
+        })
+        .collect();
+    // Committed transactions as a stack: an undo pops the one it undid.
+    let mut stack: Vec<(u64, Option<&Model>)> = Vec::new();
+    for record in records {
+        let Record::Begin {
+            tx, before, undoes, ..
+        } = record
+        else {
+            continue;
+        };
+        if !committed.contains(tx) {
+            continue;
+        }
+        match undoes {
+            Some(undone) => stack.retain(|(t, _)| t != undone),
+            None => stack.push((*tx, before.as_deref())),
+        }
+    }
+    match stack.pop() {
+        None => Ok(None),
+        Some((tx, Some(before))) => Ok(Some((tx, before.clone()))),
+        Some((tx, None)) => Err(format!(
+            "transaction {tx} was recorded by an older cnm, without the state before it; it cannot be undone"
+        )),
+    }
+}
+
 /// The last transaction, if it began and never ended.
 pub fn open_transaction(records: &[Record]) -> Option<OpenTransaction> {
     let begin = records.iter().rposition(|r| matches!(r, Record::Begin { .. }))?;
@@ -498,7 +552,9 @@ mod tests {
             Op::AddNetns { netns: "B".into() },
             Op::AddNetns { netns: "C".into() },
         ]);
-        let tx = journal.begin("cnm apply", &["a.cnm".into()], &plan).unwrap();
+        let tx = journal
+            .begin("cnm apply", &["a.cnm".into()], &plan, &Model::empty(), None)
+            .unwrap();
         journal.step_done(tx, 0).unwrap();
         let open = journal.open_transaction().unwrap().unwrap();
         assert_eq!((open.tx, open.done), (1, 1));
@@ -526,11 +582,84 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A model that differs from the empty one by a network's name.
+    fn model_named(name: &str) -> Model {
+        let mut model = Model::empty();
+        model.networks.insert(
+            name.into(),
+            crate::model::Network {
+                name: name.into(),
+                id: name.into(),
+                driver: crate::model::Driver::Bridge,
+                subnet: "10.0.0.0/24".parse().unwrap(),
+                gateway: "10.0.0.1".parse().unwrap(),
+                ip_range: None,
+                ipv6: None,
+                bridge: Some(format!("cnm-{name}")),
+                parent: None,
+                mtu: 1500,
+                internal: false,
+            },
+        );
+        model
+    }
+
+    #[test]
+    fn undo_takes_back_the_last_transaction_not_yet_taken_back() {
+        let dir = temp_dir("undo");
+        let mut journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
+        let plan = plan_of(vec![Op::AddNetns { netns: "A".into() }]);
+        assert_eq!(undo_target(&journal.records().unwrap()), Ok(None));
+        let (one, two) = (model_named("one"), model_named("two"));
+        let t1 = journal.begin("apply", &[], &plan, &Model::empty(), None).unwrap();
+        journal.commit(t1, &one).unwrap();
+        let t2 = journal.begin("apply", &[], &plan, &one, None).unwrap();
+        journal.commit(t2, &two).unwrap();
+        // A transaction rolled back changed nothing: it is not a candidate.
+        let t3 = journal.begin("apply", &[], &plan, &two, None).unwrap();
+        journal.rolled_back(t3, "refused", 0, Vec::new()).unwrap();
+        assert_eq!(
+            undo_target(&journal.records().unwrap()),
+            Ok(Some((t2, one.clone())))
+        );
+        let u2 = journal.begin("undo", &[], &plan, &two, Some(t2)).unwrap();
+        journal.commit(u2, &one).unwrap();
+        // Undoing again goes back one more, not forward again.
+        assert_eq!(
+            undo_target(&journal.records().unwrap()),
+            Ok(Some((t1, Model::empty())))
+        );
+        let u1 = journal.begin("undo", &[], &plan, &one, Some(t1)).unwrap();
+        journal.commit(u1, &Model::empty()).unwrap();
+        assert_eq!(undo_target(&journal.records().unwrap()), Ok(None));
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // A journal from before cnm kept the state: said, not guessed.
+        let old = vec![
+            Record::Begin {
+                tx: 1,
+                time: "t".into(),
+                command: "apply".into(),
+                sources: Vec::new(),
+                steps: Vec::new(),
+                before: None,
+                undoes: None,
+            },
+            Record::Commit {
+                tx: 1,
+                time: "t".into(),
+            },
+        ];
+        assert!(undo_target(&old).unwrap_err().contains("older cnm"));
+    }
+
     #[test]
     fn commit_writes_the_state_with_mode_0600() {
         let dir = temp_dir("commit");
         let mut journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
-        let tx = journal.begin("cnm apply", &[], &plan_of(Vec::new())).unwrap();
+        let tx = journal
+            .begin("cnm apply", &[], &plan_of(Vec::new()), &Model::empty(), None)
+            .unwrap();
         let model = Model::empty();
         journal.commit(tx, &model).unwrap();
         assert_eq!(journal.state().unwrap(), model);
@@ -540,7 +669,12 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(!dir.join(NEXT_STATE_FILE).exists());
-        assert_eq!(journal.begin("again", &[], &plan_of(Vec::new())).unwrap(), 2);
+        assert_eq!(
+            journal
+                .begin("again", &[], &plan_of(Vec::new()), &Model::empty(), None)
+                .unwrap(),
+            2
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -548,7 +682,9 @@ mod tests {
     fn a_commit_cut_short_is_finished_on_open() {
         let dir = temp_dir("cut");
         let mut journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
-        let tx = journal.begin("cnm apply", &[], &plan_of(Vec::new())).unwrap();
+        let tx = journal
+            .begin("cnm apply", &[], &plan_of(Vec::new()), &Model::empty(), None)
+            .unwrap();
         let mut model = Model::empty();
         model.sandboxes.insert(
             "A".into(),

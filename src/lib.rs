@@ -13,6 +13,8 @@ pub mod io_reason;
 pub mod journal;
 pub mod model;
 pub mod plan;
+pub mod report;
+pub mod session;
 pub mod state;
 pub mod syntax;
 

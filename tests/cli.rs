@@ -280,15 +280,18 @@ fn dry_run_simulates_the_transaction_and_changes_nothing() {
         stdout(&out),
         "Dry run: simulated 83 kernel operations. Objects: 19 added, 0 changed, 0 removed.\n"
     );
-    // Statements apply checks but does not carry out are named, once per kind, first.
+    // Statements apply checks but does not carry out are named, once per kind, last.
     let progress = stderr(&out);
     assert!(
-        progress.starts_with(
+        progress.starts_with("[ 1/83] ip link add cnm-backend mtu 1500 type bridge\n"),
+        "{progress}"
+    );
+    assert!(
+        progress.ends_with(
             "cnm: warning: 1 `exec` statement (scripts/seed.cnm:22): not run by `cnm apply`; \
              run the command with `cnm exec SANDBOX -- COMMAND`\n\
              cnm: warning: 2 `expect` statements (scripts/seed.cnm:20, scripts/seed.cnm:21): \
-             not checked: no cnm command checks expectations yet (`cnm test` will)\n\
-             [ 1/83] ip link add cnm-backend mtu 1500 type bridge\n"
+             not checked: no cnm command checks expectations yet (`cnm test` will)\n"
         ),
         "{progress}"
     );

@@ -14,7 +14,7 @@ mod lifecycle;
 mod network;
 mod sandbox;
 mod suggest;
-mod usage;
+pub mod usage;
 pub mod values;
 
 use std::collections::{HashMap, HashSet};
@@ -43,6 +43,8 @@ pub struct Checked {
     pub model: Model,
     pub causes: Causes,
     pub actions: Vec<Action>,
+    /// The top-level variables after the script.
+    pub variables: Variables,
 }
 
 /// The statements behind the objects a script touched.
@@ -83,13 +85,28 @@ impl Causes {
     }
 }
 
+/// Top-level variables (`let`), by name: what a session keeps from one piece of source
+/// to the next.
+pub type Variables = HashMap<String, String>;
+
 /// Checks the already-loaded `files`, in order, as one script against `committed`.
 pub fn check(
     sources: &mut Sources,
     files: &[syntax::FileId],
     committed: &Model,
 ) -> Result<Checked, Vec<Diagnostic>> {
-    let mut checker = Checker::new(sources, committed);
+    check_with(sources, files, committed, &Variables::new())
+}
+
+/// As [`check`], starting with `variables` set (a session's earlier `let`s); the
+/// variables at the end come back in [`Checked::variables`].
+pub fn check_with(
+    sources: &mut Sources,
+    files: &[syntax::FileId],
+    committed: &Model,
+    variables: &Variables,
+) -> Result<Checked, Vec<Diagnostic>> {
+    let mut checker = Checker::new(sources, committed, variables.clone());
     for &file in files {
         let path = checker.sources.get(file).name.clone();
         checker.include_stack = canonical(Path::new(&path)).into_iter().collect();
@@ -135,7 +152,7 @@ struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    fn new(sources: &'a mut Sources, committed: &Model) -> Checker<'a> {
+    fn new(sources: &'a mut Sources, committed: &Model, variables: Variables) -> Checker<'a> {
         let model = committed.clone();
         let mut joined: HashMap<String, Vec<String>> = HashMap::new();
         for endpoint in model.endpoints.values() {
@@ -150,7 +167,7 @@ impl<'a> Checker<'a> {
         Checker {
             sources,
             model,
-            scopes: vec![HashMap::new()],
+            scopes: vec![variables],
             declared: HashMap::new(),
             broken: HashSet::new(),
             connected: HashMap::new(),
@@ -167,10 +184,12 @@ impl<'a> Checker<'a> {
 
     fn finish(self) -> Result<Checked, Vec<Diagnostic>> {
         if self.errors.is_empty() {
+            let variables = self.scopes.into_iter().next().expect("the top-level scope");
             return Ok(Checked {
                 model: self.model,
                 causes: self.causes,
                 actions: self.actions,
+                variables,
             });
         }
         // A loop body repeats its errors once per turn, each naming that turn's values

@@ -2,6 +2,7 @@
 //! function of it, and [`main`] is the one place that maps outcomes to exit codes.
 
 mod apply;
+mod console;
 mod isolate;
 mod run;
 mod show;
@@ -12,11 +13,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use miette::{GraphicalReportHandler, GraphicalTheme};
 
-use crate::error::Diagnostic;
 use crate::io_reason::io_reason;
 use crate::plan;
+use crate::session::{Config, Session};
 use crate::syntax::{FileId, Sources};
 
 const ABOUT: &str = "Describe, plan and apply container networks (Docker's Container Network Model) on Linux";
@@ -92,8 +92,10 @@ struct Cli {
     #[arg(long, global = true)]
     isolated: bool,
 
+    /// Without a command, statements are read from standard input when it is not a
+    /// terminal: each applied as it comes, exit status 1 if any failed.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -194,6 +196,14 @@ unless the error says the kernel refused part of the rollback)."
     /// Print the history of transactions from the journal.
     Log,
 
+    /// Take back the last committed transaction, as a new transaction.
+    ///
+    /// Plans the way back from the state the journal recorded before that transaction
+    /// and applies it with the same rollback guarantees as apply. Run it again to go
+    /// back one more; an undo itself is not undone by the next undo.
+    #[command(after_help = "Exit status: 0 undone (or nothing to undo); 1 errors (rolled back).")]
+    Undo,
+
     /// Run a shell or a command in the environment cnm uses (with --isolated: the
     /// throwaway namespaces, where further cnm commands share the private state).
     Shell {
@@ -216,21 +226,18 @@ pub struct Settings {
 }
 
 /// How a run ended, short of success with nothing more to say.
-enum Failure {
-    /// Errors in scripts, already loaded in `sources`.
-    Script(Sources, Vec<Diagnostic>),
-    /// A rendered report (an apply that failed and was rolled back).
-    Report(String),
-    /// Anything else, in one line.
-    Message(String),
-}
+pub type Failure = crate::session::Error;
 
-impl<E: std::fmt::Display> From<E> for Failure
-where
-    E: std::error::Error,
-{
-    fn from(error: E) -> Failure {
-        Failure::Message(error.to_string())
+impl Settings {
+    /// A session acting where these settings say.
+    pub fn session(&self) -> Session {
+        Session::new(Config {
+            state_dir: self.state_dir.clone(),
+            netns_dir: self.netns_dir.clone(),
+            etc_dir: self.etc_dir.clone(),
+            lock_timeout: self.lock_timeout,
+            command_line: self.command_line.clone(),
+        })
     }
 }
 
@@ -258,7 +265,14 @@ pub fn main() -> ExitCode {
             }
         }
     }
-    let outcome = match cli.command {
+    let Some(command) = cli.command else {
+        if std::io::stdin().is_terminal() {
+            eprintln!("error: no command given; `cnm --help` lists them");
+            return ExitCode::from(2);
+        }
+        return console::piped(settings);
+    };
+    let outcome = match command {
         Command::Check { files } => check(&settings, &files),
         Command::Plan {
             files,
@@ -267,6 +281,7 @@ pub fn main() -> ExitCode {
         } => plan(&settings, &files, json, detailed_exitcode),
         Command::Apply { files, dry_run } => apply::apply(&settings, &files, dry_run),
         Command::Destroy => apply::destroy(&settings),
+        Command::Undo => apply::undo(&settings),
         Command::Show => show::show(&settings),
         Command::Inspect { name } => show::inspect(&settings, &name),
         Command::Log => show::log(&settings),
@@ -275,32 +290,19 @@ pub fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => code,
-        Err(Failure::Script(sources, diagnostics)) => {
-            report(&sources, &diagnostics);
-            ExitCode::from(1)
-        }
-        Err(Failure::Report(text)) => {
-            let _ = std::io::stderr().write_all(text.as_bytes());
-            ExitCode::from(1)
-        }
-        Err(Failure::Message(message)) => {
-            eprintln!("error: {message}");
+        Err(failure) => {
+            let _ = std::io::stderr().write_all(failure.render().as_bytes());
             ExitCode::from(1)
         }
     }
 }
 
 fn check(settings: &Settings, files: &[PathBuf]) -> Result<ExitCode, Failure> {
-    let committed = apply::committed_state(settings)?;
     let (mut sources, ids) = load(files)?;
-    match crate::check::check(&mut sources, &ids, &committed) {
-        Ok(_) => {
-            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-            eprintln!("{}: no errors", names.join(", "));
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(diagnostics) => Err(Failure::Script(sources, diagnostics)),
-    }
+    settings.session().check(&mut sources, &ids)?;
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    eprintln!("{}: no errors", names.join(", "));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn plan(
@@ -309,17 +311,8 @@ fn plan(
     json: bool,
     detailed_exitcode: bool,
 ) -> Result<ExitCode, Failure> {
-    let committed = apply::committed_state(settings)?;
     let (mut sources, ids) = load(files)?;
-    let (_, plan) = match crate::plan_scripts(&mut sources, &ids, &committed) {
-        Ok(planned) => planned,
-        Err(diagnostics) => return Err(Failure::Script(sources, diagnostics)),
-    };
-    // What apply would refuse, plan reports the same way.
-    let mut netns_exists = |netns: &str| crate::backend::netlink::netns_exists(&settings.netns_dir, netns);
-    if let Some(report) = apply::dead_sandboxes(&committed, &plan, &mut netns_exists, &sources, settings) {
-        return Err(Failure::Report(report));
-    }
+    let (_, plan) = settings.session().plan(&mut sources, &ids)?;
     // A closed pipe (`cnm plan … | head`) is not an error worth a message.
     if json {
         let out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -332,6 +325,11 @@ fn plan(
         (true, false) => ExitCode::from(2),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// The committed state, for commands that only read it (see [`Session::committed`]).
+fn committed_state(settings: &Settings) -> Result<crate::model::Model, Failure> {
+    settings.session().committed()
 }
 
 /// Reads scripts into a fresh source table; `-` is standard input.
@@ -356,55 +354,4 @@ fn load(files: &[PathBuf]) -> Result<(Sources, Vec<FileId>), Failure> {
     Ok((sources, ids))
 }
 
-/// Whether standard error wants colour: a terminal, and NO_COLOR unset.
-fn colour() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-/// Prints diagnostics to standard error, in colour on a terminal unless NO_COLOR is set,
-/// then one line that counts them.
-fn report(sources: &Sources, diagnostics: &[Diagnostic]) {
-    let mut text = render_diagnostics(sources, diagnostics, colour(), terminal_width());
-    let count = diagnostics.len();
-    text.push_str(&format!(
-        "error: {count} error{} found; nothing was planned or applied\n",
-        if count == 1 { "" } else { "s" }
-    ));
-    let _ = std::io::stderr().write_all(text.as_bytes());
-}
-
-fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(100)
-}
-
-/// Diagnostics as miette draws them: message, source excerpt with labels, help.
-pub fn render_diagnostics(
-    sources: &Sources,
-    diagnostics: &[Diagnostic],
-    colour: bool,
-    width: usize,
-) -> String {
-    diagnostics
-        .iter()
-        .map(|d| render_report(&d.render(sources), colour, width))
-        .collect()
-}
-
-/// One miette report, drawn.
-fn render_report(report: &dyn miette::Diagnostic, colour: bool, width: usize) -> String {
-    let theme = if colour {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
-    let mut text = String::new();
-    GraphicalReportHandler::new_themed(theme)
-        .with_width(width)
-        .render_report(&mut text, report)
-        .expect("rendering into a String cannot fail");
-    text.push('\n');
-    text
-}
+pub use crate::report::render_diagnostics;

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 
-use super::apply::committed_state;
-use super::{Failure, Settings};
+use super::{committed_state, Failure, Settings};
 use crate::io_reason::io_reason;
 use crate::model::Mode;
 

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use serde_json::{json, Map, Value};
 
-use super::apply::committed_state;
-use super::{Failure, Settings};
+use super::{committed_state, Failure, Settings};
 use crate::journal::{read_records, Record};
 use crate::model::{Driver, Endpoint, Model, Network, Sandbox};
 

@@ -1,0 +1,615 @@
+//! A session: the one way cnm changes the kernel. It owns the state directory (the
+//! journal, and its lock, taken for one transaction at a time), the kernel backend, and
+//! the variables that persist from one piece of source to the next; it checks, plans
+//! and applies a piece of source against the committed state, destroys, undoes, and
+//! finishes what a crash left open. `cnm apply`, `plan`, `destroy`, `undo`, the REPL and
+//! piped scripts all go through it; none of them re-implements recovery or rollback.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use miette::MietteDiagnostic;
+
+use crate::backend::memory::MemoryBackend;
+use crate::backend::netlink::{self, NetlinkBackend};
+use crate::backend::Backend;
+use crate::check::{self, Action, Causes, Checked, Variables};
+use crate::error::Diagnostic;
+use crate::exec::{self, Progress, Stop, Undone};
+use crate::journal::{self, Journal, JournalError};
+use crate::model::Model;
+use crate::plan::{self, Op, Plan};
+use crate::report::{colour, plural, render_at, render_diagnostics, terminal_width};
+use crate::syntax::{FileId, Sources};
+
+/// Where a session acts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub netns_dir: PathBuf,
+    pub etc_dir: PathBuf,
+    pub lock_timeout: Duration,
+    /// What the journal and the lock record as the command (`cnm apply seed.cnm`).
+    pub command_line: String,
+}
+
+/// Why something a session was asked to do did not happen.
+#[derive(Debug)]
+pub enum Error {
+    /// Errors in the source, already loaded in `sources`.
+    Script(Sources, Vec<Diagnostic>),
+    /// A drawn report: an apply that failed and was rolled back, a dead sandbox.
+    Report(String),
+    /// Anything else, in one line.
+    Message(String),
+}
+
+impl<E: std::error::Error> From<E> for Error {
+    fn from(error: E) -> Error {
+        Error::Message(error.to_string())
+    }
+}
+
+impl Error {
+    /// The error as it is shown on standard error.
+    pub fn render(&self) -> String {
+        match self {
+            Error::Script(sources, diagnostics) => {
+                let mut text = render_diagnostics(sources, diagnostics, colour(), terminal_width());
+                text.push_str(&format!(
+                    "error: {} found; nothing was planned or applied\n",
+                    plural(diagnostics.len(), "error")
+                ));
+                text
+            }
+            Error::Report(text) => text.clone(),
+            Error::Message(message) => format!("error: {message}\n"),
+        }
+    }
+}
+
+/// A request to stop a transaction: the executor stops before its next step and rolls
+/// back. Cheap to clone; every clone is the same token.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// Asks the running transaction (or the next one) to stop. Async-signal-safe.
+    pub fn trigger(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What one transaction did.
+#[derive(Debug)]
+pub struct Applied {
+    pub plan: Plan,
+    /// Its journal number; `None` when there was nothing to do (or a dry run).
+    pub tx: Option<u64>,
+    /// The statements to run once applied (`exec`, `expect`, `serve`, `publish`).
+    pub actions: Vec<Action>,
+}
+
+pub struct Session {
+    config: Config,
+    /// The kernel, opened when first needed (reading needs no privilege).
+    backend: Option<Box<dyn Backend>>,
+    variables: Variables,
+    interrupt: Interrupt,
+    /// Where the session says what it does on its own: recovery, waiting for the lock.
+    notice: Box<dyn FnMut(&str)>,
+}
+
+impl Session {
+    /// A session on the real kernel; it is reached only when something must change.
+    pub fn new(config: Config) -> Session {
+        Session {
+            config,
+            backend: None,
+            variables: Variables::new(),
+            interrupt: Interrupt::default(),
+            notice: Box::new(|text| eprintln!("cnm: {text}")),
+        }
+    }
+
+    /// A session whose kernel is `backend` (the in-memory one, in tests).
+    pub fn with_backend(config: Config, backend: Box<dyn Backend>) -> Session {
+        Session {
+            backend: Some(backend),
+            ..Session::new(config)
+        }
+    }
+
+    /// Sends the session's notices (recovery, lock waits) to `notice` instead of
+    /// standard error.
+    pub fn set_notice(&mut self, notice: impl FnMut(&str) + 'static) {
+        self.notice = Box::new(notice);
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// What the journal records as the command of the next transactions (a console
+    /// records each entry).
+    pub fn set_command_line(&mut self, command_line: impl Into<String>) {
+        self.config.command_line = command_line.into();
+    }
+
+    /// The token that stops this session's transactions.
+    pub fn interrupt(&self) -> Interrupt {
+        self.interrupt.clone()
+    }
+
+    /// The variables set by `let` so far.
+    pub fn variables(&self) -> &Variables {
+        &self.variables
+    }
+
+    /// The kernel, or a message that says why not and how to fix it.
+    fn kernel(&mut self) -> Result<&mut dyn Backend, Error> {
+        if self.backend.is_none() {
+            let backend = NetlinkBackend::new(self.config.netns_dir.clone(), self.config.etc_dir.clone())
+                .map_err(|e| {
+                    Error::Message(match e.errno {
+                        Some(libc::EPERM) | Some(libc::EACCES) => format!(
+                            "cnm needs root to change the kernel (CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}; \
+                             run it with sudo, or try it without root with --isolated"
+                        ),
+                        _ => format!("cannot reach the kernel: {e}"),
+                    })
+                })?;
+            self.backend = Some(Box::new(backend));
+        }
+        Ok(self.backend.as_deref_mut().expect("opened above"))
+    }
+
+    /// The state directory, locked until the returned journal is dropped; says at once
+    /// whom it waits for, if it must.
+    fn lock(&mut self) -> Result<Journal, Error> {
+        let Config {
+            state_dir,
+            lock_timeout,
+            command_line,
+            ..
+        } = &self.config;
+        let notice = &mut self.notice;
+        let waiting = |holder: &str| {
+            notice(&format!(
+                "waiting up to {} for the lock on {}, held by {holder}",
+                humantime::format_duration(*lock_timeout),
+                state_dir.display()
+            ))
+        };
+        Ok(Journal::open_waiting(
+            state_dir,
+            *lock_timeout,
+            command_line,
+            waiting,
+        )?)
+    }
+
+    /// Finishes a transaction that a crash left open, or whose rollback the kernel
+    /// refused in part, and says so. If the kernel still refuses, the transaction stays
+    /// open and this fails with what is left to undo.
+    fn recover(&mut self, journal: &mut Journal) -> Result<(), Error> {
+        let Some(open) = journal.open_transaction()? else {
+            return Ok(());
+        };
+        let etc_dir = self.config.etc_dir.clone();
+        let backend = self.kernel()?;
+        let undone = match &open.pending {
+            Some(pending) => exec::undo(std::iter::once(pending.as_slice()), backend),
+            None => exec::recover(&open.plan_steps(), open.done, backend),
+        };
+        if !undone.is_complete() {
+            journal.rollback_incomplete(
+                open.tx,
+                "recovery: the kernel refused undo operations",
+                undone.error_lines(&etc_dir),
+                undone.pending(),
+            )?;
+            return Err(Error::Message(incomplete_rollback(open.tx, &undone, &etc_dir)));
+        }
+        journal.recovered(open.tx, undone.steps, Vec::new())?;
+        let said = match open.pending {
+            Some(pending) => format!(
+                "transaction {} (`{}`): the {} the kernel had refused went through; it is rolled back",
+                open.tx,
+                open.command,
+                plural(pending.len(), "undo operation"),
+            ),
+            None => format!(
+                "transaction {} (`{}`) was cut short after {} of {} steps; rolled it back ({} undone)",
+                open.tx,
+                open.command,
+                open.done,
+                open.steps.len(),
+                plural(undone.steps, "step"),
+            ),
+        };
+        (self.notice)(&said);
+        Ok(())
+    }
+
+    /// The committed state, for what only reads it. A transaction left open by a crash
+    /// is finished first when this process may (it gets the lock and the kernel);
+    /// otherwise the state read is the one before that transaction, which is what it
+    /// left, and a notice says so.
+    pub fn committed(&mut self) -> Result<Model, Error> {
+        let open = journal::read_records(&self.config.state_dir)
+            .ok()
+            .and_then(|records| journal::open_transaction(&records));
+        if let Some(open) = open {
+            match Journal::open(&self.config.state_dir, Duration::ZERO, &self.config.command_line) {
+                Ok(mut journal) => match self.recover(&mut journal) {
+                    Err(Error::Message(message)) if message.starts_with("cnm needs root") => (self.notice)(
+                        &format!(
+                            "warning: transaction {} was cut short and is not rolled back yet; \
+                             run any cnm command as root (or with the same --isolated session) to roll it back",
+                            open.tx
+                        ),
+                    ),
+                    Err(error) => (self.notice)(&format!("warning: {}", error.render().trim_end())),
+                    Ok(()) => {}
+                },
+                Err(JournalError::Locked { .. }) => {}
+                Err(error) => (self.notice)(&format!("warning: {error}")),
+            }
+        }
+        Ok(crate::state::load(&self.config.state_dir)?)
+    }
+
+    /// Checks already-loaded source against the committed state and the session's
+    /// variables.
+    pub fn check(&mut self, sources: &mut Sources, files: &[FileId]) -> Result<Checked, Error> {
+        let committed = self.committed()?;
+        self.check_against(&committed, sources, files)
+    }
+
+    fn check_against(
+        &self,
+        committed: &Model,
+        sources: &mut Sources,
+        files: &[FileId],
+    ) -> Result<Checked, Error> {
+        check::check_with(sources, files, committed, &self.variables)
+            .map_err(|diagnostics| Error::Script(std::mem::take(sources), diagnostics))
+    }
+
+    /// What applying the source would do, or what apply would refuse (a dead sandbox).
+    pub fn plan(&mut self, sources: &mut Sources, files: &[FileId]) -> Result<(Checked, Plan), Error> {
+        let committed = self.committed()?;
+        let checked = self.check_against(&committed, sources, files)?;
+        let plan = plan::plan(&committed, &checked);
+        self.refuse_dead_sandboxes(&committed, &plan, sources)?;
+        Ok((checked, plan))
+    }
+
+    /// Applies the source as one journaled transaction, rolled back on any failure or
+    /// interrupt. The session's variables become the source's only if it applies.
+    pub fn apply(
+        &mut self,
+        sources: &mut Sources,
+        files: &[FileId],
+        progress: &mut dyn Progress,
+    ) -> Result<Applied, Error> {
+        let mut journal = self.lock()?;
+        self.recover(&mut journal)?;
+        let committed = journal.state()?;
+        let checked = self.check_against(&committed, sources, files)?;
+        let plan = plan::plan(&committed, &checked);
+        self.refuse_dead_sandboxes(&committed, &plan, sources)?;
+        let names: Vec<String> = files.iter().map(|&f| sources.get(f).name.clone()).collect();
+        let tx = self.transact(
+            &mut journal,
+            &plan,
+            &committed,
+            &checked.model,
+            &names,
+            sources,
+            None,
+            progress,
+        )?;
+        self.variables = checked.variables;
+        Ok(Applied {
+            plan,
+            tx,
+            actions: checked.actions,
+        })
+    }
+
+    /// Simulates applying the source on an in-memory kernel that holds the committed
+    /// state; changes nothing, writes nothing.
+    pub fn dry_run(
+        &mut self,
+        sources: &mut Sources,
+        files: &[FileId],
+        progress: &mut dyn Progress,
+    ) -> Result<Applied, Error> {
+        let committed = self.committed()?;
+        let checked = self.check_against(&committed, sources, files)?;
+        let plan = plan::plan(&committed, &checked);
+        let mut kernel = simulated_kernel(&committed)?;
+        let never = AtomicBool::new(false);
+        exec::apply(&plan, &mut kernel, progress, &never, &mut |_| Ok(())).map_err(|(stop, undone)| {
+            Error::Report(failure_report(
+                sources,
+                &plan,
+                None,
+                &stop,
+                &undone,
+                &self.config.etc_dir,
+            ))
+        })?;
+        Ok(Applied {
+            plan,
+            tx: None,
+            actions: checked.actions,
+        })
+    }
+
+    /// Removes everything the committed state holds, as one transaction.
+    pub fn destroy(&mut self, progress: &mut dyn Progress) -> Result<Applied, Error> {
+        let mut journal = self.lock()?;
+        self.recover(&mut journal)?;
+        let committed = journal.state()?;
+        let plan = plan::between(&committed, &Model::empty(), &Causes::new());
+        let tx = self.transact(
+            &mut journal,
+            &plan,
+            &committed,
+            &Model::empty(),
+            &[],
+            &Sources::default(),
+            None,
+            progress,
+        )?;
+        Ok(Applied {
+            plan,
+            tx,
+            actions: Vec::new(),
+        })
+    }
+
+    /// Takes back the last committed transaction that was not taken back yet, as a new
+    /// transaction planned from the state recorded before it: twice goes back two.
+    /// `None` when there is nothing to undo.
+    pub fn undo(&mut self, progress: &mut dyn Progress) -> Result<Option<(u64, Applied)>, Error> {
+        let mut journal = self.lock()?;
+        self.recover(&mut journal)?;
+        let Some((undone, before)) = journal::undo_target(&journal.records()?).map_err(Error::Message)?
+        else {
+            return Ok(None);
+        };
+        let committed = journal.state()?;
+        let plan = plan::between(&committed, &before, &Causes::new());
+        let tx = self.transact(
+            &mut journal,
+            &plan,
+            &committed,
+            &before,
+            &[],
+            &Sources::default(),
+            Some(undone),
+            progress,
+        )?;
+        Ok(Some((
+            undone,
+            Applied {
+                plan,
+                tx,
+                actions: Vec::new(),
+            },
+        )))
+    }
+
+    /// Applies `plan` as one journaled transaction that takes `before` to `desired`;
+    /// its number, or `None` if there was nothing to do.
+    #[allow(clippy::too_many_arguments)]
+    fn transact(
+        &mut self,
+        journal: &mut Journal,
+        plan: &Plan,
+        before: &Model,
+        desired: &Model,
+        source_names: &[String],
+        sources: &Sources,
+        undoes: Option<u64>,
+        progress: &mut dyn Progress,
+    ) -> Result<Option<u64>, Error> {
+        if plan.is_empty() {
+            return Ok(None);
+        }
+        let tx = journal.begin(&self.config.command_line, source_names, plan, before, undoes)?;
+        let interrupt = self.interrupt.clone();
+        let etc_dir = self.config.etc_dir.clone();
+        let outcome = exec::apply(plan, self.kernel()?, progress, &interrupt.0, &mut |index| {
+            journal.step_done(tx, index).map_err(|e| e.to_string())
+        });
+        // A stop asked for during this transaction ends with it.
+        interrupt.reset();
+        let (stop, undone) = match outcome {
+            Ok(()) => {
+                journal.commit(tx, desired)?;
+                return Ok(Some(tx));
+            }
+            Err(failure) => failure,
+        };
+        let why = match &stop {
+            Stop::Failed { index, error } => format!(
+                "step {} failed: {}",
+                index + 1,
+                exec::describe(&plan.steps[*index].op, error)
+            ),
+            Stop::Interrupted { index } => format!("interrupted before step {}", index + 1),
+            Stop::Journal { error, .. } => error.clone(),
+        };
+        if undone.is_complete() {
+            journal.rolled_back(tx, &why, undone.steps, Vec::new())?;
+        } else {
+            journal.rollback_incomplete(tx, &why, undone.error_lines(&etc_dir), undone.pending())?;
+        }
+        Err(Error::Report(failure_report(
+            sources,
+            plan,
+            Some(tx),
+            &stop,
+            &undone,
+            &etc_dir,
+        )))
+    }
+
+    /// A sandbox whose namespace vanished outside cnm refuses any statement that would
+    /// put something inside it.
+    fn refuse_dead_sandboxes(
+        &mut self,
+        committed: &Model,
+        plan: &Plan,
+        sources: &Sources,
+    ) -> Result<(), Error> {
+        let created: Vec<&str> = plan
+            .steps
+            .iter()
+            .filter_map(|s| match &s.op {
+                Op::AddNetns { netns } => Some(netns.as_str()),
+                _ => None,
+            })
+            .collect();
+        for step in &plan.steps {
+            let inside = match &step.op {
+                Op::AddVeth { netns, .. }
+                | Op::AddMacvlan { netns, .. }
+                | Op::AddRoute { netns, .. }
+                | Op::WriteFile { netns, .. } => Some(netns.as_str()),
+                Op::AddAddress { netns, .. } | Op::LinkUp { netns, .. } => netns.as_deref(),
+                _ => None,
+            };
+            let Some(netns) = inside else { continue };
+            let was_running = committed
+                .sandboxes
+                .get(netns)
+                .is_some_and(|s| s.is_running() && s.netns().is_some());
+            if was_running && !created.contains(&netns) && !self.netns_exists(netns) {
+                let message = format!(
+                    "sandbox {netns} is dead: its namespace {} vanished outside cnm",
+                    self.config.netns_dir.join(netns).display()
+                );
+                let diagnostic = MietteDiagnostic::new(message)
+                    .with_code("cnm::dead-sandbox")
+                    .with_help(format!(
+                    "`stop {netns}` then `start {netns}` recreates it; `remove sandbox {netns}` forgets it"
+                ));
+                let label = "needs the sandbox's namespace".to_string();
+                return Err(Error::Report(render_at(diagnostic, sources, step.cause, label)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a namespace is there: asked of the kernel backend when one is open, else
+    /// read off the namespace directory (which needs no privilege).
+    fn netns_exists(&mut self, netns: &str) -> bool {
+        match self.backend.as_deref_mut() {
+            Some(backend) => backend.netns_exists(netns),
+            None => netlink::netns_exists(&self.config.netns_dir, netns),
+        }
+    }
+}
+
+/// What a rollback that the kernel refused in part leaves, and what happens next.
+fn incomplete_rollback(tx: u64, undone: &Undone, etc_dir: &std::path::Path) -> String {
+    let mut text = format!(
+        "transaction {tx} is not fully rolled back: the kernel refused {}:",
+        plural(undone.refused.len(), "undo operation")
+    );
+    for line in undone.error_lines(etc_dir) {
+        text.push_str(&format!("\n    {line}"));
+    }
+    text.push_str(&format!(
+        "\n  until they run, the kernel differs from state.json (which holds the state before \
+         transaction {tx}) in what these operations name; the transaction stays open, and the \
+         next cnm command that changes the kernel runs them again: remove what blocks them first"
+    ));
+    text
+}
+
+/// What an apply that failed did, drawn by miette: the statement, the operation, the
+/// kernel's refusal in words, and what was undone. `tx` is the journaled transaction;
+/// `None` for a dry run.
+fn failure_report(
+    sources: &Sources,
+    plan: &Plan,
+    tx: Option<u64>,
+    stop: &Stop,
+    undone: &Undone,
+    etc_dir: &std::path::Path,
+) -> String {
+    let (index, headline) = match stop {
+        Stop::Failed { index, error } => (
+            *index,
+            format!(
+                "apply failed at step {} of {}: {}",
+                index + 1,
+                plan.steps.len(),
+                exec::describe(&plan.steps[*index].op, error)
+            ),
+        ),
+        Stop::Interrupted { index } => (
+            *index,
+            format!(
+                "apply interrupted before step {} of {}",
+                index + 1,
+                plan.steps.len()
+            ),
+        ),
+        Stop::Journal { index, error } => (*index, format!("apply stopped at step {}: {error}", index + 1)),
+    };
+    let help = match tx {
+        _ if undone.is_complete() => format!(
+            "rolled back: {} undone, last first; the kernel and state.json are as they were",
+            plural(undone.steps, "step")
+        ),
+        Some(tx) => incomplete_rollback(tx, undone, etc_dir),
+        None => format!(
+            "the simulated rollback was refused: {}",
+            undone.error_lines(etc_dir).join("; ")
+        ),
+    };
+    let step = &plan.steps[index.min(plan.steps.len() - 1)];
+    let diagnostic = MietteDiagnostic::new(headline)
+        .with_code("cnm::apply")
+        .with_help(help);
+    render_at(
+        diagnostic,
+        sources,
+        step.cause,
+        format!("operation: {}", step.op.command(etc_dir)),
+    )
+}
+
+/// An in-memory kernel holding what the committed state stands for.
+fn simulated_kernel(committed: &Model) -> Result<MemoryBackend, Error> {
+    struct Silent;
+    impl Progress for Silent {
+        fn step(&mut self, _: usize, _: usize, _: &Op) {}
+        fn finish(&mut self) {}
+    }
+    let mut kernel = MemoryBackend::new();
+    let build = plan::between(&Model::empty(), committed, &Causes::new());
+    let never = AtomicBool::new(false);
+    exec::apply(&build, &mut kernel, &mut Silent, &never, &mut |_| Ok(())).map_err(|_| {
+        Error::Message("the committed state does not describe a kernel cnm could build".into())
+    })?;
+    Ok(kernel)
+}
