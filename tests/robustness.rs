@@ -526,9 +526,9 @@ fn ipv4(network: u32, offset: u32) -> String {
 
 /// The script for a topology, valid by construction: network `nI` gets 10.I.0.0/prefix
 /// (so no two overlap, nor the default network's 172.30.0.0/16); static addresses are
-/// distinct host addresses, neither the gateway nor in the part of the subnet left to
-/// the allocator; a sandbox joins each network at most once, and only if it has a
-/// namespace of its own.
+/// distinct host addresses, neither the gateway nor where the allocator hands out
+/// addresses (which it does statement by statement, from the bottom of the pool); a
+/// sandbox joins each network at most once, and only if it has a namespace of its own.
 fn script(topology: &Topology) -> String {
     layer(topology, "", 1)
 }
@@ -557,9 +557,14 @@ fn layer(topology: &Topology, p: &str, first: u8) -> String {
         }
         out.push('\n');
     }
-    // Static addresses: offsets 2 to 5, above the default gateway (offset 1), below the
-    // ip-range (the upper half) when there is one.
-    let mut next_static: Vec<u32> = vec![2; topology.networks.len()];
+    // Four static addresses a network: with an ip-range (the upper half), offsets 2 to 5,
+    // above the default gateway (offset 1); without, the four below the last host
+    // address (a custom gateway's), far above what the allocator reaches.
+    let static_offset = |net: &Net, k: u32| match net.ip_range {
+        true => 2 + k,
+        false => (1u32 << (32 - net.prefix)) - 3 - k,
+    };
+    let mut statics_used: Vec<u32> = vec![0; topology.networks.len()];
     let mut own_namespace = Vec::new();
     for (s, (mode, connects)) in topology.sandboxes.iter().enumerate() {
         write!(out, "sandbox {p}s{s}").unwrap();
@@ -600,9 +605,10 @@ fn layer(topology: &Topology, p: &str, first: u8) -> String {
             }
             joined.push(n);
             let mut options = String::new();
-            if connect.ip.is_some() && next_static[n] < 6 {
-                write!(options, " ip {}", ipv4(bases[n], next_static[n])).unwrap();
-                next_static[n] += 1;
+            if connect.ip.is_some() && statics_used[n] < 4 {
+                let offset = static_offset(&topology.networks[n], statics_used[n]);
+                write!(options, " ip {}", ipv4(bases[n], offset)).unwrap();
+                statics_used[n] += 1;
             }
             if connect.aliases > 0 {
                 options.push_str(" alias");

@@ -1,7 +1,9 @@
 //! Address allocation, pure and deterministic: the lowest free host address of a
 //! network's pool (its ip-range, else its subnet), never the network address, the
-//! broadcast address or the gateway. Addresses already held are reserved first, then the
-//! static ones a script asks for, then the rest are handed out in statement order.
+//! broadcast address or the gateway. Each statement's endpoints get their addresses when
+//! the statement is checked, as if it were applied then: so a script fed statement by
+//! statement (the REPL, piped input) ends with the addresses the whole script gets.
+//! Within a statement, static addresses are reserved before the others are handed out.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -93,6 +95,14 @@ impl Pool {
     }
 }
 
+/// The pools of every network, kept from one statement to the next; built again from
+/// the model only after something let addresses go (an endpoint or network removed).
+#[derive(Debug, Default)]
+pub(super) struct Pools {
+    v4: HashMap<String, Pool>,
+    v6: HashMap<String, Pool>,
+}
+
 /// An endpoint made by this script that still needs its addresses.
 pub(super) struct PendingAddress {
     pub(super) endpoint: String,
@@ -107,11 +117,20 @@ impl Checker<'_> {
     /// Gives every endpoint this script made its addresses: static ones first, then the
     /// lowest free ones, in statement order.
     pub(super) fn allocate_addresses(&mut self) {
-        let pending: HashMap<&str, &PendingAddress> =
-            self.pending.iter().map(|p| (p.endpoint.as_str(), p)).collect();
-        let mut pools: HashMap<String, Pool> = HashMap::new();
-        let mut pools6: HashMap<String, Pool> = HashMap::new();
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending: HashSet<&str> = self.pending.iter().map(|p| p.endpoint.as_str()).collect();
+        let pools = self.pools.get_or_insert_with(Pools::default);
+        let Pools {
+            v4: pools,
+            v6: pools6,
+        } = pools;
         for network in self.model.networks.values() {
+            if pools.contains_key(&network.name) {
+                continue;
+            }
+            // A network new to the pools: addresses held on it already are kept.
             pools.insert(
                 network.name.clone(),
                 Pool::v4(network.subnet, network.pool(), network.gateway),
@@ -119,18 +138,17 @@ impl Checker<'_> {
             if let Some(v6) = network.ipv6 {
                 pools6.insert(network.name.clone(), Pool::v6(v6.subnet, v6.gateway));
             }
-        }
-        // Addresses held already are kept.
-        for endpoint in self.model.endpoints.values() {
-            if pending.contains_key(endpoint.name.as_str()) {
-                continue;
-            }
-            let holder = format!("endpoint `{}`", endpoint.name);
-            if let Some(pool) = pools.get_mut(&endpoint.network) {
-                let _ = pool.reserve(u32::from(endpoint.ip) as u128, &holder);
-            }
-            if let (Some(pool), Some(ip)) = (pools6.get_mut(&endpoint.network), endpoint.ipv6) {
-                let _ = pool.reserve(u128::from(ip), &holder);
+            for endpoint in self.model.endpoints_on(&network.name) {
+                if pending.contains(endpoint.name.as_str()) {
+                    continue;
+                }
+                let holder = format!("endpoint `{}`", endpoint.name);
+                if let Some(pool) = pools.get_mut(&endpoint.network) {
+                    let _ = pool.reserve(u32::from(endpoint.ip) as u128, &holder);
+                }
+                if let (Some(pool), Some(ip)) = (pools6.get_mut(&endpoint.network), endpoint.ipv6) {
+                    let _ = pool.reserve(u128::from(ip), &holder);
+                }
             }
         }
         let live: Vec<&PendingAddress> = self
@@ -181,7 +199,6 @@ impl Checker<'_> {
                 }
             }
         }
-        let mut exhausted = HashSet::new();
         for p in &live {
             let endpoint = &self.model.endpoints[&p.endpoint];
             let network = &self.model.networks[&endpoint.network];
@@ -204,7 +221,7 @@ impl Checker<'_> {
                     assigned.insert(p.endpoint.clone(), (ip, ipv6));
                 }
                 None => {
-                    if exhausted.insert(network.name.clone()) {
+                    if self.exhausted.insert(network.name.clone()) {
                         errors.push(Diagnostic::new(
                             ErrorKind::AddressesExhausted {
                                 network: network.name.clone(),
@@ -227,6 +244,12 @@ impl Checker<'_> {
             }
         }
         self.errors.extend(errors);
+        self.allocated.append(&mut self.pending);
+    }
+
+    /// Addresses were let go: the pools are built again when next needed.
+    pub(super) fn addresses_released(&mut self) {
+        self.pools = None;
     }
 
     /// A MAC the script gives is held by no other endpoint on the network: not by one
@@ -234,14 +257,14 @@ impl Checker<'_> {
     /// earlier in the script. Run once addresses, and so the derived MACs, are allocated.
     pub(super) fn check_static_macs(&mut self) {
         let given: HashSet<&str> = self
-            .pending
+            .allocated
             .iter()
             .filter(|p| p.static_mac.is_some())
             .map(|p| p.endpoint.as_str())
             .collect();
         let mut seen = HashSet::new();
         let mut errors = Vec::new();
-        for p in &self.pending {
+        for p in &self.allocated {
             let (Some(span), Some(endpoint)) = (p.static_mac, self.model.endpoints.get(&p.endpoint)) else {
                 continue;
             };

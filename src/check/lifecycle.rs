@@ -45,6 +45,7 @@ impl Checker<'_> {
     /// endpoint with a way out takes it over.
     fn drop_endpoint(&mut self, name: &str, span: Span) {
         let endpoint = self.model.endpoints.shift_remove(name).expect("a known endpoint");
+        self.addresses_released();
         self.causes.changed(ObjectKind::Endpoint, name, span);
         self.declared.remove(&(ObjectKind::Endpoint, name.to_string()));
         let Some(sandbox) = endpoint.sandbox else { return };
@@ -103,6 +104,7 @@ impl Checker<'_> {
                     );
                 }
                 self.model.networks.shift_remove(&name);
+                self.addresses_released();
             }
             ObjectKind::Sandbox => {
                 let sharers: Vec<String> = self
@@ -123,6 +125,7 @@ impl Checker<'_> {
                 }
                 for endpoint in self.joined.remove(&name).unwrap_or_default() {
                     self.model.endpoints.shift_remove(&endpoint);
+                    self.addresses_released();
                     self.causes.changed(ObjectKind::Endpoint, endpoint, span);
                 }
                 self.connected.retain(|(sandbox, _), _| *sandbox != name);

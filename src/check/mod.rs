@@ -117,7 +117,6 @@ pub fn check_with(
         }
     }
     checker.check_bridge_ports();
-    checker.allocate_addresses();
     checker.check_static_macs();
     checker.finish()
 }
@@ -141,8 +140,14 @@ struct Checker<'a> {
     joined: HashMap<String, Vec<String>>,
     /// Host-side interface names in use, to keep derived ones unique.
     host_ifnames: HashSet<String>,
-    /// Endpoints made by this script, still waiting for addresses, in statement order.
+    /// Endpoints made by the statement being checked, waiting for their addresses.
     pending: Vec<ipam::PendingAddress>,
+    /// Endpoints made by this script that got their addresses, in statement order.
+    allocated: Vec<ipam::PendingAddress>,
+    /// The address pools, kept while no address is let go.
+    pools: Option<ipam::Pools>,
+    /// Networks already reported full.
+    exhausted: HashSet<String>,
     causes: Causes,
     actions: Vec<Action>,
     errors: Vec<Diagnostic>,
@@ -174,6 +179,9 @@ impl<'a> Checker<'a> {
             joined,
             host_ifnames,
             pending: Vec::new(),
+            allocated: Vec::new(),
+            pools: None,
+            exhausted: HashSet::new(),
             causes: Causes::new(),
             actions: Vec::new(),
             errors: Vec::new(),
@@ -275,6 +283,8 @@ impl<'a> Checker<'a> {
         if let Some(first) = statement.tail.first() {
             self.unknown_option(statement, first);
         }
+        // As if the statement were applied now: the next one sees its addresses taken.
+        self.allocate_addresses();
     }
 
     /// The first word after a statement that fits none of its options.
