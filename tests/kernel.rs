@@ -4,6 +4,7 @@
 //! made is read back with iproute2 (`ip -j`), never through cnm, and real packets are
 //! sent between the namespaces.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -953,5 +954,102 @@ fn a_bridge_never_gets_more_ports_than_the_kernel_allows() {
         env.cnm_ok(&["apply", &fleet(1023)]);
         let ports = ip_json(&["link", "show", "master", "cnm-big"]);
         assert_eq!(ports.as_array().unwrap().len(), 1023);
+    });
+}
+
+/// Every example script fed to `cnm` on standard input, one entry at a time, gives the
+/// same kernel and the same state.json as `cnm apply` of the whole script.
+#[test]
+fn piped_input_ends_where_apply_ends() {
+    in_namespaces("piped_input_ends_where_apply_ends", |env| {
+        let mut scripts: Vec<PathBuf> =
+            std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "cnm"))
+                .collect();
+        scripts.sort();
+        for script in scripts {
+            let name = script.display().to_string();
+            env.cnm_ok(&["apply", &name]);
+            let (kernel, state) = (env.kernel(), env.state_json());
+            env.cnm_ok(&["destroy"]);
+            std::fs::remove_dir_all(&env.state).unwrap();
+
+            let mut child = env
+                .command(&[])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let text = std::fs::read_to_string(&script).unwrap();
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{name}: {err}");
+            assert!(!err.contains('\u{1b}'), "no colour on a pipe: {err}");
+            assert_same_kernel(&without_indexes(&kernel), &without_indexes(&env.kernel()), &name);
+            assert_eq!(env.state_json(), state, "{name}");
+            env.cnm_ok(&["destroy"]);
+            std::fs::remove_dir_all(&env.state).unwrap();
+        }
+    });
+}
+
+/// Piped input goes on past a failing entry and exits 1 at the end.
+#[test]
+fn piped_input_reports_a_failing_entry_and_goes_on() {
+    in_namespaces("piped_input_reports_a_failing_entry_and_goes_on", |env| {
+        let mut child = env
+            .command(&[])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"network n subnet 10.9.0.0/24\nsandbox a mode nonsense\nsandbox b mode none\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("<stdin>:2:"), "points at the line: {err}");
+        assert_eq!(namespaces(), ["b"], "the entries after it ran");
+    });
+}
+
+/// `cnm undo` takes back one transaction at a time, the kernel with it.
+#[test]
+fn undo_restores_the_kernel_one_transaction_at_a_time() {
+    in_namespaces("undo_restores_the_kernel_one_transaction_at_a_time", |env| {
+        let empty = env.kernel();
+        env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+        let seeded = env.kernel();
+        std::fs::write(
+            "/run/cnm-test/change.cnm",
+            "stop B\nremove sandbox A\ndisconnect C from frontend\nsandbox D mode none\n",
+        )
+        .unwrap();
+        env.cnm_ok(&["apply", "/run/cnm-test/change.cnm"]);
+        assert_ne!(env.kernel(), seeded);
+        let out = env.cnm_ok(&["undo"]);
+        assert!(out.starts_with("Undid transaction 2."), "{out}");
+        assert_same_kernel(
+            &without_indexes(&seeded),
+            &without_indexes(&env.kernel()),
+            "first undo",
+        );
+        assert!(pings("A", "10.1.0.3"), "A is back and reaches B");
+        env.cnm_ok(&["undo"]);
+        assert_same_kernel(&empty, &env.kernel(), "second undo");
+        let out = env.cnm_ok(&["undo"]);
+        assert_eq!(
+            out,
+            "Nothing to undo: no committed transaction is left to take back.\n"
+        );
     });
 }
