@@ -94,6 +94,8 @@ impl Interrupt {
 #[derive(Debug)]
 pub struct Applied {
     pub plan: Plan,
+    /// The committed state afterwards.
+    pub model: Model,
     /// Its journal number; `None` when there was nothing to do (or a dry run).
     pub tx: Option<u64>,
     /// The statements to run once applied (`exec`, `expect`, `serve`, `publish`).
@@ -304,10 +306,23 @@ impl Session {
         files: &[FileId],
         progress: &mut dyn Progress,
     ) -> Result<Applied, Error> {
+        self.apply_vetted(sources, files, progress, &mut |_, _| Ok(()))
+    }
+
+    /// As [`Session::apply`], but `vet` sees the checked source first and may refuse it
+    /// (what a front end cannot carry out) before anything is touched.
+    pub fn apply_vetted(
+        &mut self,
+        sources: &mut Sources,
+        files: &[FileId],
+        progress: &mut dyn Progress,
+        vet: &mut dyn FnMut(&Checked, &Sources) -> Result<(), Error>,
+    ) -> Result<Applied, Error> {
         let mut journal = self.lock()?;
         self.recover(&mut journal)?;
         let committed = journal.state()?;
         let checked = self.check_against(&committed, sources, files)?;
+        vet(&checked, sources)?;
         let plan = plan::plan(&committed, &checked);
         self.refuse_dead_sandboxes(&committed, &plan, sources)?;
         let names: Vec<String> = files.iter().map(|&f| sources.get(f).name.clone()).collect();
@@ -325,6 +340,7 @@ impl Session {
         Ok(Applied {
             plan,
             tx,
+            model: checked.model,
             actions: checked.actions,
         })
     }
@@ -355,6 +371,7 @@ impl Session {
         Ok(Applied {
             plan,
             tx: None,
+            model: checked.model,
             actions: checked.actions,
         })
     }
@@ -378,6 +395,7 @@ impl Session {
         Ok(Applied {
             plan,
             tx,
+            model: Model::empty(),
             actions: Vec::new(),
         })
     }
@@ -409,6 +427,7 @@ impl Session {
             Applied {
                 plan,
                 tx,
+                model: before,
                 actions: Vec::new(),
             },
         )))

@@ -10,7 +10,7 @@ use crate::model::{ObjectKind, Protocol, PublishedPort};
 use crate::syntax::{Opt, Span, Word};
 
 /// How long `expect` waits for an answer unless told otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

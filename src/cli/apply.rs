@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{load, Failure, Settings};
+use super::{actions, load, Failure, Settings};
 use crate::check::Action;
 use crate::exec::Progress;
 use crate::plan::{self, Op, Plan};
@@ -51,13 +51,30 @@ pub fn apply(settings: &Settings, files: &[PathBuf], dry_run: bool) -> Result<Ex
     let mut progress = progress(&settings.etc_dir);
     if dry_run {
         let applied = session.dry_run(&mut sources, &ids, progress.as_mut())?;
-        warn_skipped(&applied.actions, &sources);
+        warn_unpublished(&applied.actions, &sources);
         print_done(&applied.plan, "Dry run: simulated");
         return Ok(ExitCode::SUCCESS);
     }
-    let applied = session.apply(&mut sources, &ids, progress.as_mut())?;
-    warn_skipped(&applied.actions, &sources);
+    let mut vet =
+        |checked: &crate::check::Checked, sources: &Sources| actions::refuse_serve(&checked.actions, sources);
+    let applied = session.apply_vetted(&mut sources, &ids, progress.as_mut(), &mut vet)?;
+    warn_unpublished(&applied.actions, &sources);
     report_applied(&applied, plan::render::NO_CHANGES);
+    let tally = actions::run(
+        settings,
+        &applied.model,
+        &applied.actions,
+        &sources,
+        &mut Vec::new(),
+    );
+    if tally.failed > 0 {
+        eprintln!(
+            "error: {} of {} failed; the topology stays as applied",
+            tally.failed,
+            plural(tally.passed + tally.failed, "statement")
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -106,51 +123,31 @@ fn print_done(plan: &Plan, verb: &str) {
     );
 }
 
-/// Says, once per statement kind, which statements `cnm apply` checked but does not
-/// carry out yet, and where they are.
-pub fn warn_skipped(actions: &[Action], sources: &Sources) {
+/// `publish` is recorded but not carried out yet: says so, once, with where.
+pub fn warn_unpublished(actions: &[Action], sources: &Sources) {
     const SHOWN: usize = 5;
-    let kinds = [
-        (
-            "publish",
-            "recorded in state.json, but no host port is forwarded yet (cnm makes no DNAT rule)",
-        ),
-        (
-            "exec",
-            "not run by `cnm apply`; run the command with `cnm exec SANDBOX -- COMMAND`",
-        ),
-        (
-            "expect",
-            "not checked: no cnm command checks expectations yet (`cnm test` will)",
-        ),
-        (
-            "serve",
-            "not started: no cnm command runs responders yet (`cnm test` will)",
-        ),
-    ];
-    for (keyword, what) in kinds {
-        let mut places: Vec<String> = Vec::new();
-        for action in actions.iter().filter(|a| a.keyword() == keyword) {
-            let (file, at) = sources.position(action.span());
-            let place = format!("{file}:{}", at.line);
-            // A statement in a loop is one place.
-            if !places.contains(&place) {
-                places.push(place);
-            }
+    let mut places: Vec<String> = Vec::new();
+    for action in actions.iter().filter(|a| matches!(a, Action::Publish { .. })) {
+        let (file, at) = sources.position(action.span());
+        let place = format!("{file}:{}", at.line);
+        // A statement in a loop is one place.
+        if !places.contains(&place) {
+            places.push(place);
         }
-        if places.is_empty() {
-            continue;
-        }
-        let count = places.len();
-        let mut listed = places[..count.min(SHOWN)].join(", ");
-        if count > SHOWN {
-            listed.push_str(&format!(" and {} more", count - SHOWN));
-        }
-        eprintln!(
-            "cnm: warning: {} ({listed}): {what}",
-            plural(count, &format!("`{keyword}` statement"))
-        );
     }
+    if places.is_empty() {
+        return;
+    }
+    let count = places.len();
+    let mut listed = places[..count.min(SHOWN)].join(", ");
+    if count > SHOWN {
+        listed.push_str(&format!(" and {} more", count - SHOWN));
+    }
+    eprintln!(
+        "cnm: warning: {} ({listed}): recorded in state.json, but no host port is forwarded yet \
+         (cnm makes no DNAT rule)",
+        plural(count, "`publish` statement")
+    );
 }
 
 /// A progress bar on a terminal, else one line per step.

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{apply, show, Failure, Settings};
+use super::{actions, apply, show, Failure, Settings};
 use crate::exec::Progress;
 use crate::plan::{self, Op, Plan};
 use crate::report::plural;
@@ -57,6 +57,8 @@ pub struct Console {
     dry_run: bool,
     /// What errors are shown as the source of an entry (`<stdin>`, `<input>`).
     source_name: String,
+    /// Responders started by `serve`: they answer until the console ends.
+    responders: Vec<crate::probe::Responder>,
 }
 
 impl Console {
@@ -69,6 +71,7 @@ impl Console {
             queued: None,
             dry_run: false,
             source_name: source_name.to_string(),
+            responders: Vec::new(),
         }
     }
 
@@ -137,7 +140,10 @@ impl Console {
             ["inspect", name] => show::inspect(&self.settings, name).map(drop),
             ["log"] => show::log(&self.settings).map(drop),
             ["undo"] => self.undo(),
-            ["exec", sandbox, "--", command @ ..] if !command.is_empty() => self.exec(sandbox, command),
+            ["exec", sandbox, "--", command @ ..] if !command.is_empty() => {
+                let command: Vec<String> = command.iter().map(|w| w.to_string()).collect();
+                actions::exec(&self.settings, sandbox, &command).map_err(Failure::Message)
+            }
             ["source", file] => self.source(&PathBuf::from(file)),
             ["help"] => {
                 print_help();
@@ -190,9 +196,25 @@ impl Console {
         } else {
             self.session.apply(sources, files, &mut progress)?
         };
-        apply::warn_skipped(&applied.actions, sources);
+        apply::warn_unpublished(&applied.actions, sources);
         self.print_operations(&applied.plan, if self.dry_run { "simulated" } else { "applied" });
-        Ok(())
+        if self.dry_run {
+            return Ok(());
+        }
+        let tally = actions::run(
+            &self.settings,
+            &applied.model,
+            &applied.actions,
+            sources,
+            &mut self.responders,
+        );
+        match tally.failed {
+            0 => Ok(()),
+            failed => Err(Failure::Message(format!(
+                "{} failed",
+                plural(failed, "statement")
+            ))),
+        }
     }
 
     /// The operations a transaction carried out, then a one-line summary.
@@ -263,34 +285,6 @@ impl Console {
             }
         }
         Ok(())
-    }
-
-    /// `cnm exec` in a child process, since it enters the sandbox's namespaces for good.
-    fn exec(&self, sandbox: &str, command: &[&str]) -> Result<(), Failure> {
-        let me = std::env::current_exe()
-            .map_err(|e| Failure::Message(format!("cannot find cnm's own program: {e}")))?;
-        let status = std::process::Command::new(me)
-            .arg("--state-dir")
-            .arg(&self.settings.state_dir)
-            .arg("--netns-dir")
-            .arg(&self.settings.netns_dir)
-            .arg("--etc-dir")
-            .arg(&self.settings.etc_dir)
-            .args(["exec", sandbox, "--"])
-            .args(command)
-            .status()
-            .map_err(|e| Failure::Message(format!("cannot run cnm exec: {e}")))?;
-        match status.code() {
-            Some(0) => Ok(()),
-            Some(code) => Err(Failure::Message(format!(
-                "`{}` exited with status {code}",
-                command.join(" ")
-            ))),
-            None => Err(Failure::Message(format!(
-                "`{}` was killed by a signal",
-                command.join(" ")
-            ))),
-        }
     }
 
     /// A script file: queued whole in an open transaction, else applied as one.

@@ -1,6 +1,7 @@
 //! The command line: arguments resolve into one [`Settings`] value, each subcommand is a
 //! function of it, and [`main`] is the one place that maps outcomes to exit codes.
 
+mod actions;
 mod apply;
 mod console;
 mod isolate;
