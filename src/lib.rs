@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod error;
 pub mod exec;
+pub mod export;
 pub mod io_reason;
 pub mod journal;
 pub mod model;
