@@ -10,6 +10,8 @@ pub mod cli;
 pub mod error;
 pub mod exec;
 pub mod expect;
+pub mod export;
+pub mod graph;
 pub mod io_reason;
 pub mod journal;
 pub mod model;

@@ -629,3 +629,118 @@ fn waiting_for_the_lock_is_said_at_once() {
         "{err}"
     );
 }
+
+/// A state directory whose committed state is what `script` makes on an empty host.
+fn committed(name: &str, script: &str) -> (StateDir, cnm::model::Model) {
+    let state = StateDir::new(name);
+    let mut sources = cnm::syntax::Sources::default();
+    let file = sources.add(script, std::fs::read_to_string(scripts().join(script)).unwrap());
+    let (checked, _) = cnm::plan_scripts(&mut sources, &[file], &cnm::model::Model::empty())
+        .unwrap_or_else(|e| panic!("{script}: {e:?}"));
+    std::fs::write(state.0.join("state.json"), cnm::state::to_json(&checked.model)).unwrap();
+    (state, checked.model)
+}
+
+#[test]
+fn export_prints_a_script_that_checks_on_an_empty_host() {
+    let (state, model) = committed("export", "modes.cnm");
+    let out = cnm(&state, &["export"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text, cnm::export::script(&model));
+    assert!(text.starts_with("# Exported by `cnm export`"), "{text}");
+    assert!(
+        text.contains("sandbox worker mode bridge hostname worker.internal dns 10.3.0.53\n"),
+        "{text}"
+    );
+    // On an empty host, the export plans without errors.
+    let empty = StateDir::new("export-empty");
+    let file = empty.0.join("export.cnm");
+    std::fs::write(&file, &text).unwrap();
+    let out = cnm(&empty, &["plan", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Nothing applied: only the header.
+    let out = cnm(&empty, &["export"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).lines().all(|l| l.starts_with('#')),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn graph_draws_mermaid_by_default_and_dot_on_request() {
+    let (state, model) = committed("graph", "seed.cnm");
+    let out = cnm(&state, &["graph"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), cnm::graph::mermaid(&model));
+    let out = cnm(&state, &["graph", "--format", "dot"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), cnm::graph::dot(&model));
+    let out = cnm(&state, &["graph", "--format", "svg"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("[possible values: mermaid, dot]"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn completions_name_the_subcommands_and_bash_parses_them() {
+    let state = StateDir::new("completions");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cnm(&state, &["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let text = stdout(&out);
+        for command in ["apply", "export", "graph", "completions"] {
+            assert!(text.contains(command), "{shell} completions lack {command}");
+        }
+    }
+    let script = state.0.join("cnm.bash");
+    std::fs::write(&script, stdout(&cnm(&state, &["completions", "bash"]))).unwrap();
+    let out = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    assert!(out.status.success(), "bash -n: {}", stderr(&out));
+    assert_eq!(cnm(&state, &["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn man_prints_a_page_that_man_renders() {
+    let state = StateDir::new("man");
+    let out = cnm(&state, &["man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let page = stdout(&out);
+    // clap_mangen opens with the `.ie`/`.el` pair that defines the apostrophe string;
+    // the first macro after it is the title.
+    let first = page
+        .lines()
+        .find(|l| !l.starts_with(".ie") && !l.starts_with(".el"))
+        .unwrap();
+    assert!(first.starts_with(".TH cnm 1"), "{page}");
+    for command in ["apply", "export", "graph", "completions", "man"] {
+        assert!(
+            page.contains(&format!("cnm\\-{command}")),
+            "no {command} in:\n{page}"
+        );
+    }
+    if Command::new("man").arg("--version").output().is_err() {
+        eprintln!("skipped rendering: `man` is not on the PATH");
+        return;
+    }
+    let mut child = Command::new("man")
+        .args(["-l", "-"])
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
+    let rendered = child.wait_with_output().unwrap();
+    assert!(rendered.status.success(), "man -l -: {}", stderr(&rendered));
+    let text = stdout(&rendered);
+    assert!(text.contains("NAME") && text.contains("apply"), "{text}");
+}

@@ -1053,3 +1053,37 @@ fn undo_restores_the_kernel_one_transaction_at_a_time() {
         );
     });
 }
+
+#[test]
+fn an_export_applied_after_destroy_recreates_the_same_state() {
+    in_namespaces(
+        "an_export_applied_after_destroy_recreates_the_same_state",
+        |env| {
+            env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+            // A stopped sandbox and an unjoined endpoint, from a second transaction.
+            let more = env.state.join("../more.cnm");
+            std::fs::write(&more, "endpoint spare on backend alias spare\nstop web2\n").unwrap();
+            env.cnm_ok(&["apply", more.to_str().unwrap()]);
+            let before: Value = serde_json::from_str(&env.state_json().unwrap()).unwrap();
+
+            let exported = env.state.join("../export.cnm");
+            std::fs::write(&exported, env.cnm_ok(&["export"])).unwrap();
+            env.cnm_ok(&["destroy"]);
+            assert_eq!(namespaces(), Vec::<String>::new());
+            env.cnm_ok(&["apply", exported.to_str().unwrap()]);
+
+            // The export gives every address, so the restored endpoints record theirs as
+            // given by the script (`static_ip`); everything else is the same.
+            let mut after: Value = serde_json::from_str(&env.state_json().unwrap()).unwrap();
+            for (name, endpoint) in after["endpoints"].as_object_mut().unwrap() {
+                endpoint["static_ip"] = before["endpoints"][name]["static_ip"].clone();
+            }
+            assert_eq!(after, before);
+            assert_eq!(namespaces(), ["A", "B", "C", "web1", "web3"], "web2 is stopped");
+            assert_eq!(
+                env.cnm_ok(&["apply", exported.to_str().unwrap()]),
+                "No changes: the committed state already matches the script.\n"
+            );
+        },
+    );
+}

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::io_reason::io_reason;
 use crate::plan;
@@ -205,6 +205,38 @@ unless the error says the kernel refused part of the rollback)."
     #[command(after_help = "Exit status: 0 undone (or nothing to undo); 1 errors (rolled back).")]
     Undo,
 
+    /// Print the committed state as a .cnm script that recreates it.
+    ///
+    /// Applied to a host without cnm objects (after `cnm destroy`, or elsewhere), the
+    /// script makes the same networks, sandboxes and endpoints: the same ids, addresses,
+    /// MACs, interface names and default routes, published ports and stopped sandboxes.
+    /// Every address and MAC is written out.
+    #[command(after_help = "Example: cnm export > state.cnm && cnm destroy && cnm apply state.cnm")]
+    Export,
+
+    /// Draw the committed topology: networks and sandboxes, endpoints as edges between.
+    ///
+    /// Each edge is labelled with the interface inside the sandbox and its addresses; an
+    /// endpoint not joined hangs off its network; stopped sandboxes are dashed. Mermaid
+    /// prints a `graph LR` block to paste into a ```mermaid fence; dot a Graphviz graph.
+    #[command(after_help = "Example: cnm graph --format dot | dot -Tsvg > network.svg")]
+    Graph {
+        /// The diagram language.
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: crate::graph::Format,
+    },
+
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    #[command(after_help = "Example: cnm completions bash > ~/.local/share/bash-completion/completions/cnm")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff), with every command and flag.
+    #[command(after_help = "Example: cnm man | man -l -")]
+    Man,
+
     /// Run a shell or a command in the environment cnm uses (with --isolated: the
     /// throwaway namespaces, where further cnm commands share the private state).
     Shell {
@@ -286,6 +318,16 @@ pub fn main() -> ExitCode {
         Command::Show => show::show(&settings),
         Command::Inspect { name } => show::inspect(&settings, &name),
         Command::Log => show::log(&settings),
+        Command::Export => show::export(&settings),
+        Command::Graph { format } => show::graph(&settings, format),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "cnm", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let _ = clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Exec { sandbox, command } => run::exec(&settings, &sandbox, &command),
         Command::Shell { command } => run::shell(&settings, &command),
     };

@@ -1,5 +1,5 @@
-//! `cnm show`, `cnm inspect` and `cnm log`: the committed state and its history, read
-//! without touching the kernel.
+//! `cnm show`, `cnm inspect`, `cnm log`, `cnm export` and `cnm graph`: the committed
+//! state and its history, read without touching the kernel.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -337,5 +337,19 @@ pub fn log(settings: &Settings) -> Result<ExitCode, Failure> {
     } else {
         let _ = std::io::stdout().write_all(super::show::table(&rows).as_bytes());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The committed state as a script that recreates it.
+pub fn export(settings: &Settings) -> Result<ExitCode, Failure> {
+    let model = committed_state(settings)?;
+    let _ = std::io::stdout().write_all(crate::export::script(&model).as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The committed topology as a diagram.
+pub fn graph(settings: &Settings, format: crate::graph::Format) -> Result<ExitCode, Failure> {
+    let model = committed_state(settings)?;
+    let _ = std::io::stdout().write_all(crate::graph::render(&model, format).as_bytes());
     Ok(ExitCode::SUCCESS)
 }
