@@ -42,29 +42,31 @@ impl Expectation<'_> {
             Some((port, protocol)) => Via::Port(port, protocol),
             None => Via::Echo,
         };
-        let probes: Vec<_> = addresses
-            .iter()
-            .map(|&address| {
-                let netns = netns.clone();
-                let timeout = self.timeout;
-                std::thread::spawn(move || probe::probe(netns.as_deref(), address, via, timeout))
-            })
-            .collect();
+        // Every address at once; `reaches` is settled by the first answer.
+        let (answers, results) = std::sync::mpsc::channel();
+        for (index, &address) in addresses.iter().enumerate() {
+            let (netns, timeout, answers) = (netns.clone(), self.timeout, answers.clone());
+            std::thread::spawn(move || {
+                let _ = answers.send((index, probe::probe(netns.as_deref(), address, via, timeout)));
+            });
+        }
+        drop(answers);
         let mut reached = false;
-        let mut found = Vec::new();
-        for (address, probe) in addresses.iter().zip(probes) {
-            let answer = probe
-                .join()
-                .map_err(|_| "a probe panicked".to_string())?
-                .map_err(|e| format!("cannot probe from sandbox `{}`: {e}", self.sandbox))?;
-            match answer {
+        let mut found = vec![String::new(); addresses.len()];
+        for (index, answer) in results {
+            let address = addresses[index];
+            match answer.map_err(|e| format!("cannot probe from sandbox `{}`: {e}", self.sandbox))? {
                 Answer::Reached => {
                     reached = true;
-                    found.push(format!("{address} answered"));
+                    found[index] = format!("{address} answered");
                 }
-                Answer::NotReached(why) => found.push(format!("{address}: {why}")),
+                Answer::NotReached(why) => found[index] = format!("{address}: {why}"),
+            }
+            if reached && self.reaches {
+                break;
             }
         }
+        found.retain(|f| !f.is_empty());
         let how = match self.port {
             Some((port, protocol)) => format!("{protocol} port {port}"),
             None => "ping".to_string(),

@@ -389,7 +389,7 @@ stop sidecar
             "publish web 8080:80/tcp host-ip 127.0.0.1\npublish web 5353:53/udp\n",
             "sandbox moved mode bridge\ndisconnect moved from bridge\n\
              connect moved to lab ip 10.6.0.131 ipv6 fd06::5 mac 02:42:0a:06:00:83 ifname eth0\n\
-             connect moved to bridge ip 172.31.0.5 ipv6 fd31::5 mac 02:42:ac:1f:00:05 alias back ifname eth1\n",
+             connect moved to bridge ip 172.31.0.4 ipv6 fd31::4 mac 02:42:ac:1f:00:04 alias back ifname eth1\n",
             "stop worker\n",
             "sandbox sidecar mode container:web\nstop sidecar\n",
             "sandbox tools mode host\npublish tools 2222:22/tcp\n",

@@ -280,19 +280,9 @@ fn dry_run_simulates_the_transaction_and_changes_nothing() {
         stdout(&out),
         "Dry run: simulated 83 kernel operations. Objects: 19 added, 0 changed, 0 removed.\n"
     );
-    // Statements apply checks but does not carry out are named, once per kind, last.
     let progress = stderr(&out);
     assert!(
         progress.starts_with("[ 1/83] ip link add cnm-backend mtu 1500 type bridge\n"),
-        "{progress}"
-    );
-    assert!(
-        progress.ends_with(
-            "cnm: warning: 1 `exec` statement (scripts/seed.cnm:22): not run by `cnm apply`; \
-             run the command with `cnm exec SANDBOX -- COMMAND`\n\
-             cnm: warning: 2 `expect` statements (scripts/seed.cnm:20, scripts/seed.cnm:21): \
-             not checked: no cnm command checks expectations yet (`cnm test` will)\n"
-        ),
         "{progress}"
     );
     assert_eq!(
@@ -302,19 +292,18 @@ fn dry_run_simulates_the_transaction_and_changes_nothing() {
     );
 }
 
-/// `publish` and `serve` are named too, a statement in a loop once, a long list cut.
+/// `publish` is recorded but not carried out yet: named, a statement in a loop once, a
+/// long list cut.
 #[test]
-fn apply_names_the_statements_it_skips() {
+fn apply_names_the_publish_statements_it_does_not_carry_out() {
     let state = StateDir::new("skipped");
     let script = state.0.join("skipped.cnm");
-    std::fs::write(
-        &script,
-        "sandbox web mode none\npublish web 8080:80/tcp\nserve web port 80\n\
-         for i in 1..3 { serve web port 8$i }\n\
-         expect web reaches host\nexpect web reaches host\nexpect web reaches host\n\
-         expect web reaches host\nexpect web reaches host\nexpect web reaches host\n",
-    )
-    .unwrap();
+    let mut text = String::from("sandbox web mode none\n");
+    for port in 1..=6 {
+        text.push_str(&format!("publish web 808{port}:80/tcp\n"));
+    }
+    text.push_str("for i in 1..3 { publish web 90$i:80 }\n");
+    std::fs::write(&script, text).unwrap();
     let out = cnm(&state, &["apply", "--dry-run", script.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let name = script.display();
@@ -322,21 +311,30 @@ fn apply_names_the_statements_it_skips() {
     let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
     assert_eq!(
         warnings,
-        [
-            format!(
-                "cnm: warning: 1 `publish` statement ({name}:2): recorded in state.json, but no host \
-                 port is forwarded yet (cnm makes no DNAT rule)"
-            ),
-            format!(
-                "cnm: warning: 6 `expect` statements ({name}:5, {name}:6, {name}:7, {name}:8, \
-                 {name}:9 and 1 more): not checked: no cnm command checks expectations yet (`cnm test` will)"
-            ),
-            format!(
-                "cnm: warning: 2 `serve` statements ({name}:3, {name}:4): not started: no cnm \
-                 command runs responders yet (`cnm test` will)"
-            ),
-        ]
+        [format!(
+            "cnm: warning: 7 `publish` statements ({name}:2, {name}:3, {name}:4, {name}:5, {name}:6 \
+             and 2 more): recorded in state.json, but no host port is forwarded yet (cnm makes no DNAT rule)"
+        )]
     );
+}
+
+/// `serve` needs a cnm that stays: `cnm apply` refuses it before touching anything,
+/// and says where to run it.
+#[test]
+fn apply_refuses_serve_before_anything_is_touched() {
+    let state = StateDir::new("serve");
+    let script = state.0.join("serve.cnm");
+    std::fs::write(&script, "sandbox web mode none\nserve web port 80\n").unwrap();
+    let out = cnm(&state, &["apply", script.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`serve` needs a cnm that stays running; `cnm apply` exits"),
+        "{err}"
+    );
+    assert!(err.contains("serve.cnm:2:1"), "points at the statement: {err}");
+    assert!(err.contains("`cnm test FILE`"), "{err}");
+    assert!(!state.0.join("state.json").exists(), "nothing was applied");
 }
 
 #[test]
@@ -743,4 +741,95 @@ fn man_prints_a_page_that_man_renders() {
     assert!(rendered.status.success(), "man -l -: {}", stderr(&rendered));
     let text = stdout(&rendered);
     assert!(text.contains("NAME") && text.contains("apply"), "{text}");
+}
+
+/// `cnm test`: each script in namespaces of its own, one line per expectation, exact
+/// counts, exit 1 when anything failed, JUnit XML that parses, and JSON.
+#[test]
+fn cnm_test_counts_expectations_and_reports_for_ci() {
+    let state = StateDir::new("cnm-test");
+    let passing = state.0.join("passing.cnm");
+    let failing = state.0.join("failing.cnm");
+    let broken = state.0.join("broken.cnm");
+    std::fs::write(
+        &passing,
+        "network n subnet 10.5.0.0/24\nsandbox a mode none\nsandbox b mode none\n\
+         connect a to n\nconnect b to n\nserve b port 80\n\
+         expect a reaches b\nexpect a reaches b port 80\nexpect a reaches host\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &failing,
+        "network n subnet 10.5.0.0/24\nsandbox a mode none\nsandbox b mode none\n\
+         connect a to n\nconnect b to n\n\
+         expect a reaches b port 81 timeout 200ms\nexpect a cannot reach b\n",
+    )
+    .unwrap();
+    std::fs::write(&broken, "sandbox x mode bogus\n").unwrap();
+    let junit = state.0.join("junit.xml");
+    let files = [&passing, &failing, &broken].map(|p| p.to_str().unwrap().to_string());
+
+    let out = Command::new(CNM)
+        .args(["test", "--junit", junit.to_str().unwrap()])
+        .args(&files)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert_eq!(text.lines().last(), Some("3 passed, 3 failed"), "{text}");
+    for expected in [
+        format!(
+            "  pass  {}:7  a reaches b (10.5.0.3, ping): 10.5.0.3 answered",
+            files[0]
+        ),
+        format!(
+            "  pass  {}:8  a reaches b (10.5.0.3, tcp port 80): 10.5.0.3 answered",
+            files[0]
+        ),
+        format!(
+            "  pass  {}:9  a reaches host (10.5.0.1, ping): 10.5.0.1 answered",
+            files[0]
+        ),
+        format!(
+            "  FAIL  {}:6  a reaches b (10.5.0.3, tcp port 81): 10.5.0.3: Connection refused",
+            files[1]
+        ),
+        format!(
+            "  FAIL  {}:7  a cannot reach b (10.5.0.3, ping): 10.5.0.3 answered",
+            files[1]
+        ),
+        "  FAIL  the script did not apply:".to_string(),
+    ] {
+        assert!(text.contains(&expected), "no {expected:?} in:\n{text}");
+    }
+    assert!(
+        text.contains("invalid mode `bogus`"),
+        "the diagnostic is shown: {text}"
+    );
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.dom.minidom as m; d = m.parse(sys.argv[1]); \
+                print(len(d.getElementsByTagName('testcase')), len(d.getElementsByTagName('failure')))",
+        ])
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert!(parsed.status.success(), "{xml}\n{}", stderr(&parsed));
+    assert_eq!(stdout(&parsed), "6 3\n", "{xml}");
+
+    let out = Command::new(CNM)
+        .args(["test", "--json"])
+        .arg(&files[0])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["passed"].as_u64(), report["failed"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(report["scripts"][0]["outcomes"].as_array().unwrap().len(), 3);
 }

@@ -322,9 +322,9 @@ fn applying_again_changes_nothing() {
         let kernel = env.kernel();
         let state = env.state_json();
         let out = env.cnm_ok(&["apply", "scripts/seed.cnm"]);
-        assert_eq!(
-            out,
-            "No changes: the committed state already matches the script.\n"
+        assert!(
+            out.starts_with("No changes: the committed state already matches the script.\n"),
+            "{out}"
         );
         assert_same_kernel(&kernel, &env.kernel(), "applying again");
         assert_eq!(env.state_json(), state);
@@ -1086,4 +1086,40 @@ fn an_export_applied_after_destroy_recreates_the_same_state() {
             );
         },
     );
+}
+
+/// `cnm apply` runs the script's expectations once it has committed: a failing one
+/// exits 1 with its line, and the topology stays.
+#[test]
+fn apply_runs_expectations_and_a_failing_one_exits_1() {
+    in_namespaces("apply_runs_expectations_and_a_failing_one_exits_1", |env| {
+        std::fs::write(
+            "/run/cnm-test/expect.cnm",
+            "network n subnet 10.9.0.0/24\nsandbox a mode none\nsandbox b mode none\n\
+             connect a to n\nconnect b to n\nexpect a reaches b\nexpect a cannot reach b timeout 300ms\n",
+        )
+        .unwrap();
+        let out = env.cnm(&["apply", "/run/cnm-test/expect.cnm"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}{err}");
+        assert!(
+            text.contains(
+                "pass  /run/cnm-test/expect.cnm:6  a reaches b (10.9.0.3, ping): 10.9.0.3 answered"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "FAIL  /run/cnm-test/expect.cnm:7  a cannot reach b (10.9.0.3, ping): 10.9.0.3 answered"
+            ),
+            "{text}"
+        );
+        assert!(
+            err.contains("1 statement failed; the topology stays as applied"),
+            "{err}"
+        );
+        assert_eq!(namespaces(), ["a", "b"]);
+        assert!(pings("a", "10.9.0.3"), "an independent ping agrees");
+    });
 }

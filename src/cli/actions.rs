@@ -11,44 +11,81 @@ use crate::model::Model;
 use crate::probe::{self, Responder};
 use crate::syntax::Sources;
 
-/// What running the actions came to.
-#[derive(Debug, Default)]
-pub struct Tally {
-    pub passed: usize,
-    pub failed: usize,
+/// What one action came to.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    /// `FILE:LINE` of the statement.
+    pub place: String,
+    pub keyword: String,
+    pub passed: bool,
+    /// What was tried: `A reaches B (10.1.0.3, ping)`, or the command.
+    pub what: String,
+    /// What came back.
+    pub found: String,
 }
 
-/// Runs `actions` against `model` (the state just committed). Responders started by
-/// `serve` go into `responders`, which keeps them for as long as the caller wants.
+impl Outcome {
+    /// One line: `pass  FILE:LINE  WHAT: FOUND`.
+    pub fn line(&self) -> String {
+        let mark = if self.passed { "pass" } else { "FAIL" };
+        if self.found.is_empty() {
+            format!("{mark}  {}  {}", self.place, self.what)
+        } else {
+            format!("{mark}  {}  {}: {}", self.place, self.what, self.found)
+        }
+    }
+}
+
+/// Runs `actions` against `model` (the state just committed), in order. Responders
+/// started by `serve` go into `responders`, which keeps them for as long as the caller
+/// wants. `exec` and `serve` have an outcome only when they fail.
 pub fn run(
     settings: &Settings,
     model: &Model,
     actions: &[Action],
     sources: &Sources,
     responders: &mut Vec<Responder>,
-) -> Tally {
-    let mut tally = Tally::default();
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
     for action in actions {
         let (file, at) = sources.position(action.span());
-        let place = format!("{file}:{}", at.line);
-        let outcome = match action {
-            Action::Publish { .. } => continue,
-            Action::Exec { sandbox, command, .. } => exec(settings, sandbox, command).map(|()| None),
+        let outcome = |passed: bool, what: String, found: String| Outcome {
+            place: format!("{file}:{}", at.line),
+            keyword: action.keyword().to_string(),
+            passed,
+            what,
+            found,
+        };
+        match action {
+            Action::Publish { .. } => {}
+            Action::Exec { sandbox, command, .. } => {
+                if let Err(why) = exec(settings, sandbox, command) {
+                    outcomes.push(outcome(
+                        false,
+                        format!("exec {sandbox} -- {}", command.join(" ")),
+                        why,
+                    ));
+                }
+            }
             Action::Serve {
                 sandbox,
                 port,
                 protocol,
                 ..
-            } => crate::expect::namespace(model, &settings.netns_dir, sandbox)
-                .and_then(|netns| {
-                    probe::serve(netns.as_deref(), *port, *protocol).map_err(|e| {
-                        format!("cannot serve {protocol} port {port} in sandbox `{sandbox}`: {e}")
-                    })
-                })
-                .map(|responder| {
-                    responders.push(responder);
-                    None
-                }),
+            } => {
+                let served =
+                    crate::expect::namespace(model, &settings.netns_dir, sandbox).and_then(|netns| {
+                        probe::serve(netns.as_deref(), *port, *protocol).map_err(|e| e.to_string())
+                    });
+                match served {
+                    Ok(responder) => responders.push(responder),
+                    Err(why) => outcomes.push(outcome(
+                        false,
+                        format!("serve {sandbox} {protocol} port {port}"),
+                        why,
+                    )),
+                }
+            }
             Action::Expect {
                 sandbox,
                 reaches,
@@ -56,34 +93,31 @@ pub fn run(
                 port,
                 timeout,
                 ..
-            } => Expectation {
-                sandbox,
-                reaches: *reaches,
-                target,
-                port: *port,
-                timeout: *timeout,
-            }
-            .check(model, &settings.netns_dir)
-            .map(Some),
-        };
-        let mut out = anstream::stdout().lock();
-        match outcome {
-            Ok(None) => tally.passed += 1,
-            Ok(Some(verdict)) if verdict.passed => {
-                tally.passed += 1;
-                let _ = writeln!(out, "pass  {place}  {}: {}", verdict.probed, verdict.found);
-            }
-            Ok(Some(verdict)) => {
-                tally.failed += 1;
-                let _ = writeln!(out, "FAIL  {place}  {}: {}", verdict.probed, verdict.found);
-            }
-            Err(why) => {
-                tally.failed += 1;
-                let _ = writeln!(out, "FAIL  {place}  {}: {why}", action.keyword());
+            } => {
+                let expectation = Expectation {
+                    sandbox,
+                    reaches: *reaches,
+                    target,
+                    port: *port,
+                    timeout: *timeout,
+                };
+                outcomes.push(match expectation.check(model, &settings.netns_dir) {
+                    Ok(verdict) => outcome(verdict.passed, verdict.probed, verdict.found),
+                    Err(why) => outcome(false, format!("expect {sandbox}"), why),
+                });
             }
         }
     }
-    tally
+    outcomes
+}
+
+/// Prints each outcome on its line; the number that failed.
+pub fn print(outcomes: &[Outcome]) -> usize {
+    let mut out = anstream::stdout().lock();
+    for outcome in outcomes {
+        let _ = writeln!(out, "{}", outcome.line());
+    }
+    outcomes.iter().filter(|o| !o.passed).count()
 }
 
 /// `cnm exec` in a child process, since it enters the sandbox's namespaces for good.

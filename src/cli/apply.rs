@@ -60,18 +60,18 @@ pub fn apply(settings: &Settings, files: &[PathBuf], dry_run: bool) -> Result<Ex
     let applied = session.apply_vetted(&mut sources, &ids, progress.as_mut(), &mut vet)?;
     warn_unpublished(&applied.actions, &sources);
     report_applied(&applied, plan::render::NO_CHANGES);
-    let tally = actions::run(
+    let outcomes = actions::run(
         settings,
         &applied.model,
         &applied.actions,
         &sources,
         &mut Vec::new(),
     );
-    if tally.failed > 0 {
+    let failed = actions::print(&outcomes);
+    if failed > 0 {
         eprintln!(
-            "error: {} of {} failed; the topology stays as applied",
-            tally.failed,
-            plural(tally.passed + tally.failed, "statement")
+            "error: {} failed; the topology stays as applied",
+            plural(failed, "statement")
         );
         return Ok(ExitCode::from(1));
     }
@@ -148,6 +148,16 @@ pub fn warn_unpublished(actions: &[Action], sources: &Sources) {
          (cnm makes no DNAT rule)",
         plural(count, "`publish` statement")
     );
+}
+
+/// No progress at all: for what reports the whole outcome itself.
+pub fn quiet() -> impl Progress {
+    struct Quiet;
+    impl Progress for Quiet {
+        fn step(&mut self, _: usize, _: usize, _: &Op) {}
+        fn finish(&mut self) {}
+    }
+    Quiet
 }
 
 /// A progress bar on a terminal, else one line per step.

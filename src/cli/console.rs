@@ -201,14 +201,14 @@ impl Console {
         if self.dry_run {
             return Ok(());
         }
-        let tally = actions::run(
+        let outcomes = actions::run(
             &self.settings,
             &applied.model,
             &applied.actions,
             sources,
             &mut self.responders,
         );
-        match tally.failed {
+        match actions::print(&outcomes) {
             0 => Ok(()),
             failed => Err(Failure::Message(format!(
                 "{} failed",

@@ -7,6 +7,7 @@ mod console;
 mod isolate;
 mod run;
 mod show;
+mod test;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -197,6 +198,35 @@ unless the error says the kernel refused part of the rollback)."
     /// Print the history of transactions from the journal.
     Log,
 
+    /// Test scripts: apply each in namespaces of its own and check its expectations.
+    ///
+    /// Each FILE is applied in a fresh user, network and mount namespace (as with
+    /// --isolated: no root needed, nothing outside changes), then its `exec`, `serve`
+    /// and `expect` statements run in order, and everything is gone when it ends,
+    /// whatever happens. Prints one line per expectation (pass or FAIL, where it stands,
+    /// what was probed and what came back), a summary per script, and closes with
+    /// `N passed, N failed`. A script that does not check or apply counts as failed,
+    /// with its diagnostic.
+    #[command(
+        after_help = "Exit status: 0 every expectation held; 1 one failed, or a script did not apply.\n\n\
+Example: cnm test --junit report.xml tests/*.cnm"
+    )]
+    Test {
+        /// The scripts.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Print the results as JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// One script of `cnm test`, in the namespaces `--isolated` made (internal).
+    #[command(hide = true)]
+    TestOne { file: PathBuf },
+
     /// Take back the last committed transaction, as a new transaction.
     ///
     /// Plans the way back from the state the journal recorded before that transaction
@@ -318,6 +348,8 @@ pub fn main() -> ExitCode {
         Command::Show => show::show(&settings),
         Command::Inspect { name } => show::inspect(&settings, &name),
         Command::Log => show::log(&settings),
+        Command::Test { files, junit, json } => test::test(&files, junit.as_deref(), json),
+        Command::TestOne { file } => test::test_one(&settings, &file),
         Command::Export => show::export(&settings),
         Command::Graph { format } => show::graph(&settings, format),
         Command::Completions { shell } => {
