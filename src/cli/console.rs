@@ -145,6 +145,10 @@ impl Console {
                 actions::exec(&self.settings, sandbox, &command).map_err(Failure::Message)
             }
             ["source", file] => self.source(&PathBuf::from(file)),
+            ["save", file] => self.save(&PathBuf::from(file)),
+            ["graph"] => self.graph(crate::graph::Format::Mermaid),
+            ["graph", "mermaid"] => self.graph(crate::graph::Format::Mermaid),
+            ["graph", "dot"] => self.graph(crate::graph::Format::Dot),
             ["help"] => {
                 print_help();
                 Ok(())
@@ -284,6 +288,26 @@ impl Console {
                 self.print_operations(&applied.plan, "applied");
             }
         }
+        Ok(())
+    }
+
+    /// The committed state as a script (`cnm export`), written to `file`.
+    fn save(&mut self, file: &PathBuf) -> Result<(), Failure> {
+        let model = self.session.committed()?;
+        std::fs::write(file, crate::export::script(&model)).map_err(|e| {
+            Failure::Message(format!(
+                "cannot write {}: {}",
+                file.display(),
+                crate::io_reason::io_reason(&e)
+            ))
+        })?;
+        println!("saved the committed state to {}", file.display());
+        Ok(())
+    }
+
+    fn graph(&mut self, format: crate::graph::Format) -> Result<(), Failure> {
+        let model = self.session.committed()?;
+        print!("{}", crate::graph::render(&model, format));
         Ok(())
     }
 
