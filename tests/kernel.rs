@@ -93,6 +93,19 @@ impl Env {
         self.command(args).output().unwrap()
     }
 
+    /// cnm with `input` on its standard input.
+    fn cnm_piped(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     fn cnm_ok(&self, args: &[&str]) -> String {
         let out = self.cnm(args);
         assert!(
@@ -976,16 +989,7 @@ fn piped_input_ends_where_apply_ends() {
             env.cnm_ok(&["destroy"]);
             std::fs::remove_dir_all(&env.state).unwrap();
 
-            let mut child = env
-                .command(&[])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let text = std::fs::read_to_string(&script).unwrap();
-            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-            let out = child.wait_with_output().unwrap();
+            let out = env.cnm_piped(&[], &std::fs::read(&script).unwrap());
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "{name}: {err}");
             assert!(!err.contains('\u{1b}'), "no colour on a pipe: {err}");
@@ -1001,20 +1005,10 @@ fn piped_input_ends_where_apply_ends() {
 #[test]
 fn piped_input_reports_a_failing_entry_and_goes_on() {
     in_namespaces("piped_input_reports_a_failing_entry_and_goes_on", |env| {
-        let mut child = env
-            .command(&[])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"network n subnet 10.9.0.0/24\nsandbox a mode nonsense\nsandbox b mode none\n")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = env.cnm_piped(
+            &[],
+            b"network n subnet 10.9.0.0/24\nsandbox a mode nonsense\nsandbox b mode none\n",
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains("<stdin>:2:"), "points at the line: {err}");
