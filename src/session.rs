@@ -254,17 +254,22 @@ impl Session {
             .and_then(|records| journal::open_transaction(&records));
         if let Some(open) = open {
             match Journal::open(&self.config.state_dir, Duration::ZERO, &self.config.command_line) {
-                Ok(mut journal) => match self.recover(&mut journal) {
-                    Err(Error::Message(message)) if message.starts_with("cnm needs root") => (self.notice)(
-                        &format!(
-                            "warning: transaction {} was cut short and is not rolled back yet; \
-                             run any cnm command as root (or with the same --isolated session) to roll it back",
+                Ok(mut journal) => {
+                    let finished = match self.kernel() {
+                        Ok(_) => self.recover(&mut journal),
+                        Err(_) => Err(Error::Message(format!(
+                            "transaction {} was cut short and is not rolled back yet; run any cnm \
+                             command as root (or with the same --isolated session) to roll it back",
                             open.tx
-                        ),
-                    ),
-                    Err(error) => (self.notice)(&format!("warning: {}", error.render().trim_end())),
-                    Ok(()) => {}
-                },
+                        ))),
+                    };
+                    if let Err(error) = finished {
+                        (self.notice)(&format!(
+                            "warning: {}",
+                            error.render().trim_start_matches("error: ").trim_end()
+                        ));
+                    }
+                }
                 Err(JournalError::Locked { .. }) => {}
                 Err(error) => (self.notice)(&format!("warning: {error}")),
             }
