@@ -44,10 +44,14 @@ fn repl(c: &mut Criterion) {
     ] {
         let found = complete(line, line.len(), &names).1.len();
         assert!(found > 0, "{label}: nothing offered");
-        group.bench_function(label, |b| b.iter(|| complete(black_box(line), line.len(), &names)));
+        group.bench_function(label, |b| {
+            b.iter(|| complete(black_box(line), line.len(), &names))
+        });
     }
     let block = "for i in 1..3 {\n  connect web12 to backend ip 10.1.0.99 alias db$i  # a comment\n}";
-    group.bench_function("highlight a block", |b| b.iter(|| highlight(black_box(block), &names)));
+    group.bench_function("highlight a block", |b| {
+        b.iter(|| highlight(black_box(block), &names))
+    });
     group.finish();
 }
 

@@ -232,6 +232,37 @@ fn history_survives_a_restart() {
     std::fs::remove_dir_all(&state).unwrap();
 }
 
+#[test]
+fn help_documents_the_prompt_and_every_statement() {
+    let help = |args: &[&str]| {
+        let out = Command::new(CNM).args(args).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let repl = help(&["repl", "--help"]);
+    for needle in [
+        "cnm[isolated]>",
+        "...>",
+        "Tab completes",
+        "Ctrl-R",
+        "Ctrl-C",
+        "Ctrl-D",
+        "NO_COLOR",
+        "history",
+    ] {
+        assert!(repl.contains(needle), "repl --help lacks {needle}:\n{repl}");
+    }
+    let main = help(&["--help"]);
+    assert!(main.contains("cnm --isolated repl"), "{main}");
+    for statement in cnm::check::usage::statements() {
+        assert!(
+            main.contains(&format!("  {}", statement.keyword)),
+            "--help lacks {}",
+            statement.keyword
+        );
+    }
+}
+
 // ---- on a kernel read back with ip -j ----------------------------------------------
 
 /// Runs `body` inside fresh user, network and mount namespaces with a private /run:

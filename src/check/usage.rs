@@ -235,6 +235,41 @@ mod tests {
         }
     }
 
+    /// README's statement reference, as this table makes it.
+    fn reference() -> String {
+        let cell = |text: &str| text.replace('|', "\\|");
+        let mut text = String::from("| statement | what it does | options |\n| --- | --- | --- |\n");
+        for s in statements() {
+            let form = s.usage.split(" [").next().unwrap();
+            let options: Vec<String> = s
+                .described
+                .iter()
+                .map(|(form, what)| format!("`{}` {}", cell(form), cell(what)))
+                .collect();
+            text.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                cell(form),
+                cell(s.summary),
+                options.join("<br>")
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn readme_lists_every_statement_as_this_table_does() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let start = "<!-- statements: from src/check/usage.rs -->\n";
+        let from = readme.find(start).expect("README marks its statement reference") + start.len();
+        let to = from + readme[from..].find("<!-- end of statements -->").unwrap();
+        assert_eq!(
+            readme[from..to],
+            reference(),
+            "README's statement reference differs from src/check/usage.rs; it should read:\n{}",
+            reference()
+        );
+    }
+
     #[test]
     fn every_example_checks_against_an_empty_state() {
         // `include` reads its file relative to the working directory, which `cargo test`

@@ -46,6 +46,8 @@ Examples:
   sudo cnm apply scripts/seed.cnm       make it so
   cnm --isolated shell -- sh -c 'cnm apply scripts/seed.cnm && cnm show'
                                         the same, as any user, in a throwaway namespace
+  cnm --isolated repl                   an interactive prompt there (`cnm` alone on a
+                                        terminal opens one where cnm acts)
 
 Exit status: 0 success; 1 errors in a script, its files, the state or the kernel \
 (after rolling back); 2 a usage error (an unknown command or flag, a missing or bad \
