@@ -36,7 +36,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "source",
         "source FILE: apply a script (queued inside a transaction)",
     ),
-    ("help", "help [STATEMENT]: statements and commands"),
+    (
+        "help",
+        "help [STATEMENT]: statements and commands; a statement's options and example",
+    ),
+    (
+        "history",
+        "the entries typed so far, numbered (at the interactive prompt)",
+    ),
     ("exit", "leave (an open transaction is aborted)"),
 ];
 
@@ -150,9 +157,21 @@ impl Console {
             ["graph", "mermaid"] => self.graph(crate::graph::Format::Mermaid),
             ["graph", "dot"] => self.graph(crate::graph::Format::Dot),
             ["help"] => {
-                print_help();
+                print!("{}", super::help::overview());
                 Ok(())
             }
+            ["help", word] => match super::help::topic(word) {
+                Some(text) => {
+                    print!("{text}");
+                    Ok(())
+                }
+                None => Err(Failure::Message(format!(
+                    "`{word}` is neither a statement nor a session command; `help` lists them"
+                ))),
+            },
+            ["history"] => Err(Failure::Message(
+                "`history` lists what was typed at the interactive prompt (`cnm repl`)".into(),
+            )),
             [command, ..] if is_command(command) => Err(Failure::Message(format!(
                 "`{command}` takes other words: {}",
                 COMMANDS
@@ -332,17 +351,6 @@ fn statement_count(text: &str) -> usize {
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         .count()
-}
-
-fn print_help() {
-    println!("Statements (applied as typed, each its own transaction):");
-    for keyword in crate::check::usage::keywords() {
-        println!("  {}", crate::check::usage::usage(keyword));
-    }
-    println!("\nSession commands:");
-    for (command, what) in COMMANDS {
-        println!("  {command:<10} {what}");
-    }
 }
 
 /// The console prints what was done after it is done; nothing while it happens.

@@ -4,7 +4,9 @@
 mod actions;
 mod apply;
 mod console;
+mod help;
 mod isolate;
+pub mod repl;
 mod run;
 mod show;
 mod test;
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::io_reason::io_reason;
 use crate::plan;
@@ -46,6 +48,8 @@ Examples:
   sudo cnm apply scripts/seed.cnm       make it so
   cnm --isolated shell -- sh -c 'cnm apply scripts/seed.cnm && cnm show'
                                         the same, as any user, in a throwaway namespace
+  cnm --isolated repl                   an interactive prompt there (`cnm` alone on a
+                                        terminal opens one where cnm acts)
 
 Exit status: 0 success; 1 errors in a script, its files, the state or the kernel \
 (after rolling back); 2 a usage error (an unknown command or flag, a missing or bad \
@@ -94,8 +98,9 @@ struct Cli {
     #[arg(long, global = true)]
     isolated: bool,
 
-    /// Without a command, statements are read from standard input when it is not a
-    /// terminal: each applied as it comes, exit status 1 if any failed.
+    /// Without a command: the interactive prompt (`cnm repl`) on a terminal; otherwise
+    /// statements are read from standard input, each applied as it comes, exit status 1
+    /// if any failed.
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -267,6 +272,25 @@ Example: cnm test --junit report.xml tests/*.cnm"
     #[command(after_help = "Example: cnm man | man -l -")]
     Man,
 
+    /// The interactive prompt: type statements and session commands, each run at once.
+    ///
+    /// A statement is applied as its own transaction as soon as it is whole (`begin` …
+    /// `commit` groups several; `dry-run on` simulates them). The prompt says where cnm
+    /// acts: `cnm[isolated]>` or `cnm[STATE-DIR]>`, with `tx` while a transaction is open
+    /// and `dry-run` while it is on; an open `{`, quote or trailing `\` continues on
+    /// `...>`. Session commands: plan, begin, commit, abort, dry-run, show, inspect, log,
+    /// undo, exec, source, history, help [STATEMENT], exit.
+    ///
+    /// Keys: Tab completes statements, commands, options and the names of the committed
+    /// state (a second Tab lists the choices); Up/Down and Ctrl-R search the history,
+    /// kept in STATE-DIR/history; Ctrl-C drops the line being typed, or stops the
+    /// statement being applied and rolls it back; Ctrl-D leaves (aborting an open
+    /// transaction). Colours are off when NO_COLOR is set.
+    #[command(
+        after_help = "Example:\n  cnm --isolated repl\n  cnm[isolated]> network backend subnet 10.1.0.0/24\n  cnm[isolated]> for i in 1..3 {\n  ...>   sandbox web$i mode none; connect web$i to backend\n  ...> }\n  cnm[isolated]> undo"
+    )]
+    Repl,
+
     /// Run a shell or a command in the environment cnm uses (with --isolated: the
     /// throwaway namespaces, where further cnm commands share the private state).
     Shell {
@@ -305,7 +329,12 @@ impl Settings {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let after_help = format!("{AFTER_HELP}\n\n{}", help::statement_list());
+    let matches = Cli::command().after_help(after_help).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let mut settings = Settings {
         state_dir: cli.state_dir,
         netns_dir: cli.netns_dir,
@@ -330,8 +359,7 @@ pub fn main() -> ExitCode {
     }
     let Some(command) = cli.command else {
         if std::io::stdin().is_terminal() {
-            eprintln!("error: no command given; `cnm --help` lists them");
-            return ExitCode::from(2);
+            return repl::run(settings);
         }
         return console::piped(settings);
     };
@@ -362,6 +390,7 @@ pub fn main() -> ExitCode {
         }
         Command::Exec { sandbox, command } => run::exec(&settings, &sandbox, &command),
         Command::Shell { command } => run::shell(&settings, &command),
+        Command::Repl => Ok(repl::run(settings)),
     };
     match outcome {
         Ok(code) => code,
