@@ -37,6 +37,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "source FILE: apply a script (queued inside a transaction)",
     ),
     (
+        "save",
+        "save FILE: write the committed state as a script that recreates it",
+    ),
+    ("graph", "graph [mermaid|dot]: draw the committed topology"),
+    (
         "help",
         "help [STATEMENT]: statements and commands; a statement's options and example",
     ),

@@ -1,7 +1,7 @@
 //! Tab completion that knows the language: what may come at the cursor, given the words
 //! of the statement typed so far — a keyword or a session command first, then the fixed
 //! words and the names of the committed state where the statement's form puts them,
-//! then its options and their values; file paths after `include` and `source`.
+//! then its options and their values; file paths after `include`, `source` and `save`.
 
 use rustyline::completion::{FilenameCompleter, Pair};
 
@@ -58,7 +58,7 @@ fn slot(words: &[&str]) -> Slot {
         ("inspect", []) => Slot::Names(Kinds::Any),
         ("help", []) => Slot::Topic,
         ("dry-run", []) => Slot::Words(&["on", "off"]),
-        ("source" | "include", []) => Slot::Path,
+        ("source" | "include" | "save", []) => Slot::Path,
         ("exec" | "stop" | "start" | "connect" | "disconnect" | "publish" | "expect" | "serve", []) => {
             sandboxes
         }
@@ -273,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn paths_after_include_and_source() {
+    fn paths_after_include_source_and_save() {
         let dir = std::env::temp_dir().join(format!("cnm-complete-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("seed.cnm"), "").unwrap();
@@ -281,9 +281,11 @@ mod tests {
         let (start, pairs) = complete(&typed, typed.len(), &Names::default());
         let completed = format!("{}{}", &typed[..start], pairs[0].replacement);
         assert_eq!(completed, format!("include {}/seed.cnm", dir.display()));
-        let typed = format!("source {}/", dir.display());
-        let (_, pairs) = complete(&typed, typed.len(), &Names::default());
-        assert_eq!(pairs.len(), 1);
+        for command in ["source", "save"] {
+            let typed = format!("{command} {}/", dir.display());
+            let (_, pairs) = complete(&typed, typed.len(), &Names::default());
+            assert_eq!(pairs.len(), 1, "{command}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
