@@ -279,7 +279,7 @@ Example: cnm test --junit report.xml tests/*.cnm"
     /// acts: `cnm[isolated]>` or `cnm[STATE-DIR]>`, with `tx` while a transaction is open
     /// and `dry-run` while it is on; an open `{`, quote or trailing `\` continues on
     /// `...>`. Session commands: plan, begin, commit, abort, dry-run, show, inspect, log,
-    /// undo, exec, source, history, help [STATEMENT], exit.
+    /// undo, exec, source, save, graph, history, help [STATEMENT], exit.
     ///
     /// Keys: Tab completes statements, commands, options and the names of the committed
     /// state (a second Tab lists the choices); Up/Down and Ctrl-R search the history,

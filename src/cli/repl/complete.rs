@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(shown("con"), ["connect"]);
         assert_eq!(
             shown("s"),
-            ["sandbox", "serve", "show", "source", "start", "stop"]
+            ["sandbox", "save", "serve", "show", "source", "start", "stop"]
         );
         assert_eq!(shown("stop db; dis"), ["disconnect"]);
         assert_eq!(shown("for i in 1..3 {\n  sta"), ["start"]);
