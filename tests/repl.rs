@@ -154,6 +154,20 @@ fn a_block_typed_over_several_lines_runs_once_it_is_closed() {
     repl.leave();
 }
 
+/// Lines typed (or pasted) faster than cnm applies them are all run, in order: none is
+/// lost while an earlier one applies.
+#[test]
+fn lines_typed_ahead_are_all_run_in_order() {
+    let mut repl = Repl::isolated();
+    repl.ready();
+    repl.send(
+        "network n subnet 10.9.0.0/24\rsandbox a mode none\rsandbox b mode none\rconnect b to n\rshow\r",
+    );
+    let shown = repl.expect(r"b\.n\s+n\s+b\s+eth0\s+10\.9\.0\.2/24");
+    assert!(shown.contains("ip netns add a"), "{shown}");
+    repl.leave();
+}
+
 #[test]
 fn ctrl_c_drops_a_half_typed_line_and_an_error_leaves_the_session_usable() {
     let mut repl = Repl::isolated();
