@@ -110,6 +110,12 @@ fn run_isolated(file: &Path) -> Result<ScriptResult, Failure> {
 /// The child's side: applies the script (already isolated), runs its statements, and
 /// prints the result as JSON.
 pub fn test_one(settings: &Settings, file: &Path) -> Result<ExitCode, Failure> {
+    // Never on the host's own state and kernel: only inside the namespaces it made.
+    if !settings.isolated {
+        return Err(Failure::Message(
+            "test-one runs only with --isolated; use `cnm test FILE`".into(),
+        ));
+    }
     let name = file.display().to_string();
     let mut result = ScriptResult {
         file: name,
