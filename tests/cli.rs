@@ -820,6 +820,16 @@ fn cnm_test_counts_expectations_and_reports_for_ci() {
     assert!(parsed.status.success(), "{xml}\n{}", stderr(&parsed));
     assert_eq!(stdout(&parsed), "6 3\n", "{xml}");
 
+    // Its inner command never runs on the host's own state and kernel.
+    let out = cnm(&state, &["test-one", &files[0]]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("test-one runs only with --isolated"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!state.0.join("state.json").exists());
+
     let out = Command::new(CNM)
         .args(["test", "--json"])
         .arg(&files[0])
