@@ -138,10 +138,6 @@ impl Session {
         self.notice = Box::new(notice);
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// What the journal records as the command of the next transactions (a console
     /// records each entry).
     pub fn set_command_line(&mut self, command_line: impl Into<String>) {
