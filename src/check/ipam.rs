@@ -167,33 +167,24 @@ impl Checker<'_> {
         };
         for p in &live {
             let network = &self.model.endpoints[&p.endpoint].network;
-            if let Some((ip, span)) = p.static_ip {
-                if let Err(holder) = pools
-                    .get_mut(network)
-                    .expect("a pool per network")
-                    .reserve(u32::from(ip) as u128, &describe(p, &self.model))
-                {
-                    errors.push(Diagnostic::new(
-                        ErrorKind::AddressTaken {
-                            ip: ip.to_string(),
-                            network: network.clone(),
-                            holder,
-                        },
+            let holder = describe(p, &self.model);
+            let statics = [
+                p.static_ip.map(|(ip, span)| {
+                    (
+                        pools.get_mut(network),
+                        u128::from(u32::from(ip)),
+                        ip.to_string(),
                         span,
-                    ));
-                }
-            }
-            if let Some((ip, span)) = p.static_ipv6 {
-                if let Some(Err(holder)) = pools6
-                    .get_mut(network)
-                    .map(|pool| pool.reserve(u128::from(ip), &describe(p, &self.model)))
-                {
+                    )
+                }),
+                p.static_ipv6
+                    .map(|(ip, span)| (pools6.get_mut(network), u128::from(ip), ip.to_string(), span)),
+            ];
+            for (pool, address, ip, span) in statics.into_iter().flatten() {
+                if let Some(Err(holder)) = pool.map(|pool| pool.reserve(address, &holder)) {
+                    let network = network.clone();
                     errors.push(Diagnostic::new(
-                        ErrorKind::AddressTaken {
-                            ip: ip.to_string(),
-                            network: network.clone(),
-                            holder,
-                        },
+                        ErrorKind::AddressTaken { ip, network, holder },
                         span,
                     ));
                 }
