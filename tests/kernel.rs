@@ -4,6 +4,8 @@
 //! made is read back with iproute2 (`ip -j`), never through cnm, and real packets are
 //! sent between the namespaces.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -12,44 +14,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const CNM: &str = env!("CARGO_BIN_EXE_cnm");
-const INNER: &str = "CNM_KERNEL_TEST_INNER";
 
-/// Runs `body` inside fresh namespaces: this test binary runs itself again, there.
+/// Runs `body` inside fresh namespaces, with this test's directories there.
 fn in_namespaces(test: &str, body: impl FnOnce(&Env)) {
-    if std::env::var(INNER).as_deref() == Ok(test) {
-        let env = Env::new();
-        body(&env);
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let output = Command::new("unshare")
-        .args([
-            "--user",
-            "--map-root-user",
-            "--net",
-            "--mount",
-            "--propagation",
-            "private",
-        ])
-        .args(["sh", "-c", "mount -t tmpfs tmpfs /run && exec \"$0\" \"$@\""])
-        .arg(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(INNER, test)
-        .output()
-        .expect("unshare runs (util-linux)");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success(),
-        "{test} failed inside its namespaces:\n{text}"
-    );
-    assert!(
-        text.contains("1 passed"),
-        "{test} did not run inside its namespaces:\n{text}"
-    );
+    common::in_namespaces(test, || body(&Env::new()));
 }
 
 /// The private directories of one test, inside its namespaces.
@@ -61,12 +29,6 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let host = std::fs::read_link("/proc/1/ns/net").ok();
-        assert_ne!(
-            std::fs::read_link("/proc/self/ns/net").ok(),
-            host,
-            "refusing to run in the host's netns"
-        );
         let env = Env {
             state: PathBuf::from("/run/cnm-test/state"),
             netns: PathBuf::from("/run/netns"),

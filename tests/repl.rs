@@ -3,15 +3,17 @@
 //! kernel run `cnm --isolated repl`, or run inside fresh namespaces (as tests/kernel.rs
 //! does) when the test reads the kernel back with `ip -j`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::in_namespaces;
 use expectrl::session::OsSession;
 use expectrl::{Eof, Expect, Regex};
 
 const CNM: &str = env!("CARGO_BIN_EXE_cnm");
-const INNER: &str = "CNM_REPL_TEST_INNER";
 const CTRL_C: &str = "\x03";
 const CTRL_D: &str = "\x04";
 const TAB: &str = "\t";
@@ -278,49 +280,6 @@ fn help_documents_the_prompt_and_every_statement() {
 }
 
 // ---- on a kernel read back with ip -j ----------------------------------------------
-
-/// Runs `body` inside fresh user, network and mount namespaces with a private /run:
-/// this test binary runs itself again, there (as tests/kernel.rs does).
-fn in_namespaces(test: &str, body: impl FnOnce()) {
-    if std::env::var(INNER).as_deref() == Ok(test) {
-        let host = std::fs::read_link("/proc/1/ns/net").ok();
-        assert_ne!(
-            std::fs::read_link("/proc/self/ns/net").ok(),
-            host,
-            "refusing to run in the host's netns"
-        );
-        body();
-        return;
-    }
-    let output = Command::new("unshare")
-        .args([
-            "--user",
-            "--map-root-user",
-            "--net",
-            "--mount",
-            "--propagation",
-            "private",
-        ])
-        .args(["sh", "-c", "mount -t tmpfs tmpfs /run && exec \"$0\" \"$@\""])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(INNER, test)
-        .output()
-        .expect("unshare runs (util-linux)");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success(),
-        "{test} failed inside its namespaces:\n{text}"
-    );
-    assert!(
-        text.contains("1 passed"),
-        "{test} did not run inside its namespaces:\n{text}"
-    );
-}
 
 /// A prompt on the namespaces' kernel, with its directories under the private /run.
 fn kernel_repl() -> Repl {
