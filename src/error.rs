@@ -99,7 +99,8 @@ fn value_example(what: &str) -> &'static str {
         "IPv6 subnet" => "write an IPv6 subnet as ADDRESS/PREFIX, such as fd00:1::/64",
         "gateway" | "IPv4 address" => "write an IPv4 address as four numbers, such as 10.1.0.5",
         "IPv6 address" => "write an IPv6 address such as fd00::5, on a network declared with `ipv6 CIDR`",
-        "host address" | "DNS server" => "write an address such as 10.1.0.5 or fd00::5",
+        "DNS server" => "write an address such as 10.1.0.5 or fd00::5",
+        "host address" => "write an IPv4 address of the host, such as 127.0.0.1",
         "MAC address" => "write a MAC as six hex pairs with an even first byte, such as 02:42:0a:01:00:05",
         "MTU" => "write the MTU as a whole number of bytes from 68 to 65535, such as 1500",
         "interface name" => "interface names are 1 to 15 letters, digits, `_`, `.` or `-`",
@@ -316,6 +317,13 @@ pub enum ErrorKind {
         name: String,
         differences: String,
     },
+
+    #[error("host port {port} is already published by sandbox `{holder}` ({mapping})")]
+    PortTaken {
+        port: String,
+        holder: String,
+        mapping: String,
+    },
 }
 
 impl ErrorKind {
@@ -365,6 +373,7 @@ impl ErrorKind {
             IncludeUnreadable { .. } => "include-unreadable",
             IncludeCycle { .. } => "include-cycle",
             ConfigConflict { .. } => "config-conflict",
+            PortTaken { .. } => "port-taken",
         }
     }
 
@@ -413,6 +422,7 @@ impl ErrorKind {
             IncludeUnreadable { .. } => "cannot be read".into(),
             IncludeCycle { .. } => "closes the cycle".into(),
             ConfigConflict { .. } => "differs from what exists".into(),
+            PortTaken { holder, .. } => format!("taken by {holder}"),
         }
     }
 
@@ -496,6 +506,9 @@ impl ErrorKind {
             IncludeCycle { .. } => Some("a file cannot include itself, directly or through others".into()),
             ConfigConflict { kind, name, .. } => Some(format!(
                 "declarations must match what exists; `remove {kind} {name}` first to change it"
+            )),
+            PortTaken { holder, .. } => Some(format!(
+                "a host port leads to one sandbox: pick another, or `remove sandbox {holder}` first"
             )),
         }
     }

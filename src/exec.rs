@@ -96,21 +96,33 @@ pub fn apply(
 ) -> Result<(), (Stop, Undone)> {
     let total = plan.steps.len();
     let mut vanishing = Vanishing::default();
-    for (index, step) in plan.steps.iter().enumerate() {
+    let mut index = 0;
+    while index < total {
         if stop.load(Ordering::SeqCst) {
             progress.finish();
             let undone = roll_back(&plan.steps[..index], &mut vanishing, backend);
             return Err((Stop::Interrupted { index }, undone));
         }
-        progress.step(index, total, &step.op);
-        let applied = vanishing
-            .before(&step.op, backend)
-            .and_then(|()| backend.apply(&step.op));
+        // Firewall steps that follow each other go to the kernel as one batch.
+        let batch = firewall_run(&plan.steps[index..]);
+        let end = index + batch.max(1);
+        for (at, step) in plan.steps[index..end].iter().enumerate() {
+            progress.step(index + at, total, &step.op);
+        }
+        let step = &plan.steps[index];
+        let applied = if batch > 0 {
+            let ops: Vec<Op> = plan.steps[index..end].iter().map(|s| s.op.clone()).collect();
+            backend.firewall(&ops)
+        } else {
+            vanishing
+                .before(&step.op, backend)
+                .and_then(|()| backend.apply(&step.op))
+        };
         if let Err(error) = applied {
             progress.finish();
             let reached = if error.effect_unknown && make_definite(&step.op, backend) {
                 vanishing.after(&step.op);
-                index + 1
+                end
             } else {
                 index
             };
@@ -118,11 +130,14 @@ pub fn apply(
             return Err((Stop::Failed { index, error }, undone));
         }
         vanishing.after(&step.op);
-        if let Err(error) = done(index) {
-            progress.finish();
-            let undone = roll_back(&plan.steps[..=index], &mut vanishing, backend);
-            return Err((Stop::Journal { index, error }, undone));
+        for at in index..end {
+            if let Err(error) = done(at) {
+                progress.finish();
+                let undone = roll_back(&plan.steps[..end], &mut vanishing, backend);
+                return Err((Stop::Journal { index: at, error }, undone));
+            }
         }
+        index = end;
     }
     progress.finish();
     // The next transaction may need the names again.
@@ -133,11 +148,17 @@ pub fn apply(
     })
 }
 
+/// How many firewall steps `steps` starts with.
+fn firewall_run(steps: &[Step]) -> usize {
+    steps.iter().take_while(|s| s.op.is_firewall()).count()
+}
+
 /// Whether an operation that may or may not have taken effect now counts as done.
 /// A deletion is finished (deleting is idempotent) and then undone like a done step; a
-/// creation's undo deletes, which is harmless if it never happened.
+/// creation's undo deletes, which is harmless if it never happened. A firewall batch
+/// counts as done whole: every firewall operation may run twice.
 fn make_definite(op: &Op, backend: &mut dyn Backend) -> bool {
-    !op.is_deletion() || backend.apply(op).is_ok()
+    op.is_firewall() || !op.is_deletion() || backend.apply(op).is_ok()
 }
 
 /// Undoes `steps`, last first, once the names their undo lists make again are free.
@@ -152,7 +173,7 @@ fn roll_back(steps: &[Step], vanishing: &mut Vanishing, backend: &mut dyn Backen
 pub fn recover(steps: &[Step], done: usize, backend: &mut dyn Backend) -> Undone {
     let done = done.min(steps.len());
     let reached = match steps.get(done) {
-        Some(step) if make_definite(&step.op, backend) => done + 1,
+        Some(step) if make_definite(&step.op, backend) => done + firewall_run(&steps[done..]).max(1),
         _ => done,
     };
     let mut vanishing = Vanishing::default();
@@ -162,18 +183,40 @@ pub fn recover(steps: &[Step], done: usize, backend: &mut dyn Backend) -> Undone
     roll_back(&steps[..reached], &mut vanishing, backend)
 }
 
-/// Runs undo lists in the order given, keeping going past errors.
+/// Runs undo lists in the order given, keeping going past errors. Firewall operations
+/// that follow each other go as one batch, which the kernel takes or refuses whole.
 pub fn undo<'a>(lists: impl Iterator<Item = &'a [Op]>, backend: &mut dyn Backend) -> Undone {
     let mut undone = Undone::default();
+    let mut batch = Vec::new();
     for list in lists {
         for op in list {
+            if op.is_firewall() {
+                batch.push(op.clone());
+                continue;
+            }
+            undone.send(&mut batch, backend);
             if let Err(error) = backend.apply(op) {
                 undone.refused.push((op.clone(), error));
             }
         }
         undone.steps += 1;
     }
+    undone.send(&mut batch, backend);
     undone
+}
+
+impl Undone {
+    /// Sends a batch of firewall operations, if any; all of them are refused if it is.
+    fn send(&mut self, batch: &mut Vec<Op>, backend: &mut dyn Backend) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(error) = backend.firewall(batch) {
+            self.refused
+                .extend(batch.iter().map(|op| (op.clone(), error.clone())));
+        }
+        batch.clear();
+    }
 }
 
 /// A kernel refusal in words that name the object and where it lives.
@@ -270,6 +313,21 @@ mod tests {
             kernel_of(&seed),
             crate::plan::between(&seed, &Model::empty(), &Default::default()),
         ));
+        // Published ports and forwarding turned on: made, taken apart in part, destroyed.
+        let (mut published, _) = plan_text(
+            "publish A 8080:80\npublish B 5353:53/udp host-ip 127.0.0.1\n",
+            &seed,
+        );
+        published.ip_forward_enabled = true;
+        cases.push((
+            MemoryBackend::new(),
+            crate::plan::between(&Model::empty(), &published, &Default::default()),
+        ));
+        cases.push((kernel_of(&published), plan_text(teardown, &published).1));
+        cases.push((
+            kernel_of(&published),
+            crate::plan::between(&published, &Model::empty(), &Default::default()),
+        ));
         cases
     }
 
@@ -307,14 +365,33 @@ mod tests {
         assert_eq!(recorded, (0..k).collect::<Vec<_>>());
     }
 
-    /// For every case and every step k, failing at k — with no effect, or after the
+    /// The first step of each call the executor makes to the backend: firewall steps
+    /// that follow each other are one batch, one call.
+    fn call_starts(plan: &Plan) -> Vec<usize> {
+        let mut starts = Vec::new();
+        let mut k = 0;
+        while k < plan.steps.len() {
+            starts.push(k);
+            k += firewall_run(&plan.steps[k..]).max(1);
+        }
+        starts
+    }
+
+    /// How many calls undoing `steps` makes.
+    fn undo_calls(steps: &[Step]) -> usize {
+        let ops: Vec<&Op> = steps.iter().rev().flat_map(|s| &s.undo).collect();
+        let batched = |i: usize| i > 0 && ops[i].is_firewall() && ops[i - 1].is_firewall();
+        (0..ops.len()).filter(|&i| !batched(i)).count()
+    }
+
+    /// For every case and every call, failing there — with no effect, or after the
     /// operation took effect and its answer was lost — leaves the kernel as it was.
     #[test]
     fn failing_at_any_step_leaves_nothing_behind() {
         for (before, plan) in cases() {
-            for k in 0..plan.steps.len() {
-                assert_rolls_back(&before, &plan, k, |kernel| kernel.fail_on_call(k));
-                assert_rolls_back(&before, &plan, k, |kernel| kernel.fail_after_effect(k));
+            for (call, &k) in call_starts(&plan).iter().enumerate() {
+                assert_rolls_back(&before, &plan, k, |kernel| kernel.fail_on_call(call));
+                assert_rolls_back(&before, &plan, k, |kernel| kernel.fail_after_effect(call));
             }
         }
     }
@@ -347,12 +424,11 @@ mod tests {
     fn refused_undo_operations_are_reported_and_can_be_finished_later() {
         let never = AtomicBool::new(false);
         for (before, plan) in small_cases() {
-            for k in 1..plan.steps.len() {
-                let undo_ops: usize = plan.steps[..k].iter().map(|s| s.undo.len()).sum();
-                for j in 0..undo_ops {
+            for (call, &k) in call_starts(&plan).iter().enumerate().skip(1) {
+                for j in 0..undo_calls(&plan.steps[..k]) {
                     let mut kernel = before.clone();
-                    kernel.fail_on_call(k);
-                    kernel.fail_on_call(k + 1 + j);
+                    kernel.fail_on_call(call);
+                    kernel.fail_on_call(call + 1 + j);
                     let (_, undone) =
                         apply(&plan, &mut kernel, &mut Quiet, &never, &mut |_| Ok(())).unwrap_err();
                     assert!(!undone.is_complete(), "step {k}, undo {j}: a refusal is reported");
@@ -371,10 +447,12 @@ mod tests {
     fn recovery_undoes_a_transaction_cut_short_at_any_step() {
         for (before, plan) in small_cases() {
             for done in 0..plan.steps.len() {
-                // Steps 0..done ran; step `done` may or may not have.
+                // Steps 0..done ran; the call at step `done` may or may not have (a
+                // firewall batch runs whole or not at all).
                 for in_flight_ran in [false, true] {
                     let mut kernel = before.clone();
-                    let ran = done + usize::from(in_flight_ran);
+                    let in_flight = firewall_run(&plan.steps[done..]).max(1);
+                    let ran = done + if in_flight_ran { in_flight } else { 0 };
                     let mut partial = Plan {
                         changes: Vec::new(),
                         steps: Vec::new(),
@@ -419,15 +497,17 @@ mod tests {
         );
         let stop = AtomicBool::new(false);
         let mut kernel = MemoryBackend::new();
+        // Four steps after the firewall's batch.
+        let at = firewall_run(&plan.steps) + 4;
         let (result, undone) = apply(&plan, &mut kernel, &mut Quiet, &stop, &mut |i| {
-            if i == 4 {
+            if i == at {
                 stop.store(true, Ordering::SeqCst);
             }
             Ok(())
         })
         .unwrap_err();
-        assert!(matches!(result, Stop::Interrupted { index: 5 }));
-        assert_eq!(undone.steps, 5);
+        assert!(matches!(result, Stop::Interrupted { index } if index == at + 1));
+        assert_eq!(undone.steps, at + 1);
         assert_eq!(kernel.snapshot(), MemoryBackend::new().snapshot());
     }
 

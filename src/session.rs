@@ -293,7 +293,8 @@ impl Session {
     /// What applying the source would do, or what apply would refuse (a dead sandbox).
     pub fn plan(&mut self, sources: &mut Sources, files: &[FileId]) -> Result<(Checked, Plan), Error> {
         let committed = self.committed()?;
-        let checked = self.check_against(&committed, sources, files)?;
+        let mut checked = self.check_against(&committed, sources, files)?;
+        self.decide_forwarding(&committed, &mut checked.model)?;
         let plan = plan::plan(&committed, &checked);
         self.refuse_dead_sandboxes(&committed, &plan, sources)?;
         Ok((checked, plan))
@@ -322,8 +323,9 @@ impl Session {
         let mut journal = self.lock()?;
         self.recover(&mut journal)?;
         let committed = journal.state()?;
-        let checked = self.check_against(&committed, sources, files)?;
+        let mut checked = self.check_against(&committed, sources, files)?;
         vet(&checked, sources)?;
+        self.decide_forwarding(&committed, &mut checked.model)?;
         let plan = plan::plan(&committed, &checked);
         self.refuse_dead_sandboxes(&committed, &plan, sources)?;
         let names: Vec<String> = files.iter().map(|&f| sources.get(f).name.clone()).collect();
@@ -355,7 +357,8 @@ impl Session {
         progress: &mut dyn Progress,
     ) -> Result<Applied, Error> {
         let committed = self.committed()?;
-        let checked = self.check_against(&committed, sources, files)?;
+        let mut checked = self.check_against(&committed, sources, files)?;
+        self.decide_forwarding(&committed, &mut checked.model)?;
         let plan = plan::plan(&committed, &checked);
         let mut kernel = simulated_kernel(&committed)?;
         let never = AtomicBool::new(false);
@@ -407,11 +410,12 @@ impl Session {
     pub fn undo(&mut self, progress: &mut dyn Progress) -> Result<Option<(u64, Applied)>, Error> {
         let mut journal = self.lock()?;
         self.recover(&mut journal)?;
-        let Some((undone, before)) = journal::undo_target(&journal.records()?).map_err(Error::Message)?
+        let Some((undone, mut before)) = journal::undo_target(&journal.records()?).map_err(Error::Message)?
         else {
             return Ok(None);
         };
         let committed = journal.state()?;
+        self.decide_forwarding(&committed, &mut before)?;
         let plan = plan::between(&committed, &before, &Causes::new());
         let tx = self.transact(
             &mut journal,
@@ -488,6 +492,25 @@ impl Session {
             &undone,
             &etc_dir,
         )))
+    }
+
+    /// Records in `desired` whether cnm has turned the host's `ip_forward` on: it turns
+    /// it on, from off, for the first network with a way out, and keeps the record
+    /// until no such network is left (then the plan turns it off again). A host that
+    /// forwards already is left as it is, and so it stays.
+    fn decide_forwarding(&mut self, committed: &Model, desired: &mut Model) -> Result<(), Error> {
+        desired.ip_forward_enabled = plan::firewall::needs_forwarding(desired)
+            && (committed.ip_forward_enabled || !self.ip_forward()?);
+        Ok(())
+    }
+
+    /// The host's `net.ipv4.ip_forward`, which anyone may read.
+    fn ip_forward(&mut self) -> Result<bool, Error> {
+        let read = match self.backend.as_deref_mut() {
+            Some(backend) => backend.ip_forward(),
+            None => netlink::nft::ip_forward(),
+        };
+        read.map_err(|e| Error::Message(e.to_string()))
     }
 
     /// A sandbox whose namespace vanished outside cnm refuses any statement that would

@@ -575,6 +575,43 @@ fn invalid_host_ip() {
 }
 
 #[test]
+fn publish_on_an_ipv6_host_address() {
+    snapshot(
+        "publish_on_an_ipv6_host_address",
+        &["invalid-value"],
+        "sandbox web\npublish web 8080:80 host-ip ::1\n",
+    );
+}
+
+#[test]
+fn port_taken_names_the_sandbox_that_holds_it() {
+    snapshot(
+        "port_taken",
+        &["port-taken"],
+        "sandbox web\nsandbox api\npublish web 8080:80 host-ip 127.0.0.1\npublish api 8080:8000\n",
+    );
+}
+
+#[test]
+fn port_taken_by_the_same_sandbox_for_another_port() {
+    snapshot(
+        "port_taken_by_itself",
+        &["port-taken"],
+        "sandbox web\npublish web 8080:80/udp\npublish web 8080:81/udp\n",
+    );
+}
+
+#[test]
+fn port_taken_in_the_committed_state() {
+    snapshot_against(
+        "port_taken_committed",
+        "sandbox web\npublish web 53:53/udp",
+        &["port-taken"],
+        "sandbox dns\npublish dns 53:5353/udp host-ip 10.0.0.1\n",
+    );
+}
+
+#[test]
 fn invalid_duration() {
     snapshot(
         "invalid_duration",

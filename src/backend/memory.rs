@@ -16,6 +16,7 @@ use ipnetwork::IpNetwork;
 
 use super::{Backend, KernelError};
 use crate::model::{Mac, BRIDGE_PORT_LIMIT};
+use crate::plan::firewall::NftSet;
 use crate::plan::{EtcFile, Op};
 
 /// The host's namespace is the one with no name.
@@ -31,7 +32,12 @@ pub struct MemoryBackend {
     calls: usize,
     /// Failures to inject, by call number: whether the operation takes effect first.
     failures: BTreeMap<usize, bool>,
+    /// cnm's nftables table, if it exists: each set's elements by key.
+    firewall: Option<Firewall>,
+    ip_forward: bool,
 }
+
+type Firewall = BTreeMap<NftSet, BTreeMap<String, String>>;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Namespace {
@@ -48,6 +54,7 @@ struct Link {
     master: Option<String>,
     up: bool,
     addresses: BTreeSet<IpNetwork>,
+    route_localnet: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +86,7 @@ impl Link {
             master: None,
             up: false,
             addresses: BTreeSet::new(),
+            route_localnet: false,
         }
     }
 }
@@ -124,7 +132,24 @@ impl MemoryBackend {
             lingering: self.lingering.clone(),
             calls: 0,
             failures: BTreeMap::new(),
+            firewall: self.firewall.clone(),
+            ip_forward: self.ip_forward,
         }
+    }
+
+    /// Sets the host's `net.ipv4.ip_forward`, as it was before cnm.
+    pub fn set_ip_forward(&mut self, on: bool) {
+        self.ip_forward = on;
+    }
+
+    /// cnm's table, if it exists: each set with its elements, in order.
+    pub fn firewall_elements(&self) -> Option<Vec<(NftSet, String)>> {
+        self.firewall.as_ref().map(|table| {
+            table
+                .iter()
+                .flat_map(|(set, elements)| elements.values().map(|e| (*set, e.clone())))
+                .collect()
+        })
     }
 
     fn ns_name(netns: &Option<String>) -> &str {
@@ -267,6 +292,12 @@ impl MemoryBackend {
                 }
             }
             Op::LinkUp { netns, link } => self.link(Self::ns_name(netns), link)?.up = true,
+            Op::RouteLocalnet { link, on: true } => self.link(HOST, link)?.route_localnet = true,
+            Op::RouteLocalnet { link, on: false } => {
+                if let Ok(link) = self.link(HOST, link) {
+                    link.route_localnet = false;
+                }
+            }
             Op::LinkDown { netns, link } => {
                 if let Ok(l) = self.link(Self::ns_name(netns), link) {
                     l.up = false;
@@ -307,26 +338,102 @@ impl MemoryBackend {
             Op::RemoveFile { netns, file } => {
                 self.files.remove(&(netns.clone(), *file));
             }
+            Op::SetForwarding { on } => self.ip_forward = *on,
+            firewall => {
+                let mut table = self.firewall.take();
+                let changed = nft(&mut table, firewall);
+                self.firewall = table;
+                changed?
+            }
         }
         Ok(())
     }
-}
 
-impl Backend for MemoryBackend {
-    fn apply(&mut self, op: &Op) -> Result<(), KernelError> {
+    /// A batch of firewall operations: all of them, or none.
+    fn perform_batch(&mut self, batch: &[Op]) -> Result<(), KernelError> {
+        let mut table = self.firewall.clone();
+        for op in batch {
+            nft(&mut table, op)?;
+        }
+        self.firewall = table;
+        Ok(())
+    }
+
+    /// One call: fails as told, or does `work`.
+    fn call(&mut self, work: impl FnOnce(&mut Self) -> Result<(), KernelError>) -> Result<(), KernelError> {
         let call = self.calls;
         self.calls += 1;
         match self.failures.get(&call) {
             Some(false) => Err(KernelError::errno(libc::EIO, "injected failure")),
             Some(true) => {
-                self.perform(op)?;
+                work(self)?;
                 Err(KernelError::unanswered(
                     libc::ETIMEDOUT,
                     "injected failure after the operation took effect",
                 ))
             }
-            None => self.perform(op),
+            None => work(self),
         }
+    }
+}
+
+/// A firewall operation on cnm's table, as `nft` answers it: an added element needs the
+/// table; a key holds one value; interval elements do not overlap; a deletion adds what
+/// it deletes first (see [`Op::nft_lines`]), so it finds a different value as an
+/// addition would.
+fn nft(table: &mut Option<Firewall>, op: &Op) -> Result<(), KernelError> {
+    let no_table = || KernelError::errno(libc::ENOENT, "nft: No such file or directory");
+    let conflict = || KernelError::errno(libc::EEXIST, "nft: Could not process rule: File exists");
+    match op {
+        Op::AddFirewall => *table = Some(Firewall::new()),
+        Op::DelFirewall => *table = None,
+        Op::AddNftElement { set, element } | Op::DelNftElement { set, element } => {
+            // A deletion makes the table it deletes from, if it must (see `Op::nft_lines`).
+            if matches!(op, Op::DelNftElement { .. }) {
+                table.get_or_insert_with(Firewall::new);
+            }
+            let elements = table.as_mut().ok_or_else(no_table)?.entry(*set).or_default();
+            let key = set.key(element);
+            match elements.get(key) {
+                Some(held) if held != element => return Err(conflict()),
+                Some(_) => {}
+                None if elements.keys().any(|held| overlaps(held, key)) => return Err(conflict()),
+                None => {}
+            }
+            if matches!(op, Op::AddNftElement { .. }) {
+                elements.insert(key.to_string(), element.clone());
+            } else {
+                elements.remove(key);
+                // An empty set is no different from one never used.
+                if let Some(table) = table.as_mut() {
+                    table.retain(|_, elements| !elements.is_empty());
+                }
+            }
+        }
+        other => unreachable!("{other:?} is no firewall operation"),
+    }
+    Ok(())
+}
+
+/// Whether two interval elements (subnets) overlap.
+fn overlaps(a: &str, b: &str) -> bool {
+    match (a.parse::<IpNetwork>(), b.parse::<IpNetwork>()) {
+        (Ok(a), Ok(b)) => a.contains(b.network()) || b.contains(a.network()),
+        _ => false,
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn apply(&mut self, op: &Op) -> Result<(), KernelError> {
+        self.call(|backend| backend.perform(op))
+    }
+
+    fn firewall(&mut self, batch: &[Op]) -> Result<(), KernelError> {
+        self.call(|backend| backend.perform_batch(batch))
+    }
+
+    fn ip_forward(&mut self) -> Result<bool, KernelError> {
+        Ok(self.ip_forward)
     }
 
     fn settle(&mut self, links: &[String]) -> Result<(), KernelError> {

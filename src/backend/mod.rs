@@ -24,6 +24,13 @@ pub trait Backend {
     /// deleted earlier, are gone: the kernel removes them in the background, and their
     /// names stay taken until it has.
     fn settle(&mut self, links: &[String]) -> Result<(), KernelError>;
+
+    /// Performs firewall operations ([`Op::is_firewall`]) as one atomic batch: all of
+    /// them take effect, or none does.
+    fn firewall(&mut self, batch: &[Op]) -> Result<(), KernelError>;
+
+    /// The host's `net.ipv4.ip_forward`.
+    fn ip_forward(&mut self) -> Result<bool, KernelError>;
 }
 
 /// A refused operation: the kernel's errno, if it gave one, and what happened in words.

@@ -83,7 +83,7 @@ impl Checker<'_> {
         let sandbox = self.reference(ObjectKind::Sandbox, sandbox_word);
         let options = self.options(options);
         let host_ip = match options.get("host-ip").and_then(|o| self.single(o, "publish")) {
-            Some(w) => match self.value(w, "host address", values::ip) {
+            Some(w) => match self.value(w, "host address", values::host_ip4) {
                 Some(ip) => Some(ip),
                 None => return,
             },
@@ -93,8 +93,21 @@ impl Checker<'_> {
             return;
         };
         let Some(sandbox) = sandbox else { return };
-        // No cause is recorded: publishing calls for no kernel operation (yet), so the
-        // sandbox's operations stay with the statements that do.
+        if let Some((holder, mapping)) = self.port_holder(&sandbox, &port) {
+            let port = match port.host_ip {
+                Some(ip) => format!("{ip}:{}/{}", port.host_port, port.protocol),
+                None => format!("{}/{}", port.host_port, port.protocol),
+            };
+            return self.error(
+                ErrorKind::PortTaken {
+                    port,
+                    holder,
+                    mapping,
+                },
+                ports.span,
+            );
+        }
+        self.causes.changed(ObjectKind::Sandbox, sandbox.clone(), span);
         self.actions.push(Action::Publish {
             sandbox: sandbox.clone(),
             port,
@@ -104,6 +117,25 @@ impl Checker<'_> {
         if !published.contains(&port) {
             published.push(port);
         }
+    }
+
+    /// The sandbox that already publishes the host port `port` asks for, on the same
+    /// protocol and an overlapping host address, and how; none for the same mapping of
+    /// the same sandbox again.
+    fn port_holder(&self, sandbox: &str, port: &PublishedPort) -> Option<(String, String)> {
+        self.model.sandboxes.values().find_map(|holder| {
+            let clash = holder.published.iter().find(|p| {
+                p.protocol == port.protocol
+                    && p.host_port == port.host_port
+                    && (p.host_ip.is_none() || port.host_ip.is_none() || p.host_ip == port.host_ip)
+                    && !(holder.name == sandbox && *p == port)
+            })?;
+            let mut mapping = format!("{}:{}/{}", clash.host_port, clash.port, clash.protocol);
+            if let Some(ip) = clash.host_ip {
+                mapping.push_str(&format!(" host-ip {ip}"));
+            }
+            Some((holder.name.clone(), mapping))
+        })
     }
 
     pub(super) fn exec(&mut self, span: Span, sandbox_word: &Word, command: &[Word]) {

@@ -112,7 +112,7 @@ const STATEMENTS: &[Statement] = &[
     Statement {
         keyword: "publish",
         usage: "publish SANDBOX HOSTPORT:PORT[/tcp|/udp] [host-ip IP]",
-        summary: "publish a sandbox's port on the host (checked, not applied yet)",
+        summary: "reach a sandbox's port through a host port (DNAT), until the sandbox goes",
         options: &["host-ip"],
         described: &[("host-ip IP", "the host address to listen on (default: all)")],
         example: "sandbox web\npublish web 8080:80/tcp host-ip 127.0.0.1",
@@ -128,7 +128,7 @@ const STATEMENTS: &[Statement] = &[
     Statement {
         keyword: "expect",
         usage: "expect SANDBOX reaches|cannot reach TARGET [port N [udp]] [timeout DURATION]",
-        summary: "assert that a sandbox reaches (or cannot reach) a sandbox, an alias, an address or `host` (checked, not applied yet)",
+        summary: "assert that a sandbox reaches (or cannot reach) a sandbox, an alias, an address or `host`, probed from inside it once the script is applied",
         options: &["port", "udp", "tcp", "timeout"],
         described: &[
             ("port N", "probe this port rather than ping"),
@@ -141,7 +141,7 @@ const STATEMENTS: &[Statement] = &[
     Statement {
         keyword: "serve",
         usage: "serve SANDBOX port N [udp]",
-        summary: "listen on a port inside a sandbox, for `expect` (checked, not applied yet)",
+        summary: "answer on a port inside a sandbox for the rest of the run, for `expect` (`cnm test`, the REPL)",
         options: &["port", "udp", "tcp"],
         described: &[
             ("port N", "the port to listen on"),

@@ -84,6 +84,17 @@ pub fn ip(text: &str) -> Result<IpAddr, String> {
         .map_err(|_| "not an IP address such as 10.1.0.5 or fd00::5".to_string())
 }
 
+/// The host address a port is published on: IPv4, as the DNAT rules are.
+pub fn host_ip4(text: &str) -> Result<IpAddr, String> {
+    match text
+        .parse()
+        .map_err(|_| "not an IPv4 address such as 127.0.0.1".to_string())?
+    {
+        IpAddr::V6(_) => Err("ports are published on IPv4 host addresses only (for now)".into()),
+        v4 => Ok(v4),
+    }
+}
+
 pub fn subnet4(text: &str) -> Result<Ipv4Network, String> {
     let Some((addr, prefix)) = text.split_once('/') else {
         return Err("a subnet is ADDRESS/PREFIX, such as 10.1.0.0/24".into());

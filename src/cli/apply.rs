@@ -51,14 +51,14 @@ pub fn apply(settings: &Settings, files: &[PathBuf], dry_run: bool) -> Result<Ex
     let mut progress = progress(&settings.etc_dir);
     if dry_run {
         let applied = session.dry_run(&mut sources, &ids, progress.as_mut())?;
-        warn_unpublished(&applied.actions, &sources);
+        warn_unpublished(&applied.model, &applied.actions, &sources);
         print_done(&applied.plan, "Dry run: simulated");
         return Ok(ExitCode::SUCCESS);
     }
     let mut vet =
         |checked: &crate::check::Checked, sources: &Sources| actions::refuse_serve(&checked.actions, sources);
     let applied = session.apply_vetted(&mut sources, &ids, progress.as_mut(), &mut vet)?;
-    warn_unpublished(&applied.actions, &sources);
+    warn_unpublished(&applied.model, &applied.actions, &sources);
     report_applied(&applied, plan::render::NO_CHANGES);
     let outcomes = actions::run(
         settings,
@@ -123,31 +123,29 @@ fn print_done(plan: &Plan, verb: &str) {
     );
 }
 
-/// `publish` is recorded but not carried out yet: says so, once, with where.
-pub fn warn_unpublished(actions: &[Action], sources: &Sources) {
-    const SHOWN: usize = 5;
+/// Says which `publish` statements lead nowhere: their sandbox runs with no address on
+/// a bridge network (a stopped sandbox's ports come back when it starts).
+pub fn warn_unpublished(model: &crate::model::Model, actions: &[Action], sources: &Sources) {
+    let unpublished = plan::firewall::unpublished(model);
     let mut places: Vec<String> = Vec::new();
-    for action in actions.iter().filter(|a| matches!(a, Action::Publish { .. })) {
-        let (file, at) = sources.position(action.span());
+    for action in actions {
+        let Action::Publish { sandbox, span, .. } = action else {
+            continue;
+        };
+        if !unpublished.contains(&sandbox.as_str()) {
+            continue;
+        }
+        let (file, at) = sources.position(*span);
         let place = format!("{file}:{}", at.line);
-        // A statement in a loop is one place.
+        // A statement in a loop is said once.
         if !places.contains(&place) {
+            eprintln!(
+                "cnm: warning: {place}: sandbox {sandbox} has no address on a bridge network, so the \
+                 ports it publishes lead nowhere; connect it to one"
+            );
             places.push(place);
         }
     }
-    if places.is_empty() {
-        return;
-    }
-    let count = places.len();
-    let mut listed = places[..count.min(SHOWN)].join(", ");
-    if count > SHOWN {
-        listed.push_str(&format!(" and {} more", count - SHOWN));
-    }
-    eprintln!(
-        "cnm: warning: {} ({listed}): recorded in state.json, but no host port is forwarded yet \
-         (cnm makes no DNAT rule)",
-        plural(count, "`publish` statement")
-    );
 }
 
 /// No progress at all: for what reports the whole outcome itself.

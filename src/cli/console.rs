@@ -224,7 +224,7 @@ impl Console {
         } else {
             self.session.apply(sources, files, &mut progress)?
         };
-        apply::warn_unpublished(&applied.actions, sources);
+        apply::warn_unpublished(&applied.model, &applied.actions, sources);
         self.print_operations(&applied.plan, if self.dry_run { "simulated" } else { "applied" });
         if self.dry_run {
             return Ok(());

@@ -52,6 +52,10 @@ pub struct Model {
     pub networks: IndexMap<String, Network>,
     pub sandboxes: IndexMap<String, Sandbox>,
     pub endpoints: IndexMap<String, Endpoint>,
+    /// cnm turned the host's `net.ipv4.ip_forward` on, from off, for a network with a
+    /// way out: it turns it off again when no such network is left.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ip_forward_enabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

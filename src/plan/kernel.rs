@@ -67,7 +67,12 @@ impl<'m> Kernel<'m> {
         }
         ops.push(Op::LinkUp {
             netns: None,
+            link: bridge.clone(),
+        });
+        // Ports published on the host's loopback reach sandboxes through the bridge.
+        ops.push(Op::RouteLocalnet {
             link: bridge,
+            on: true,
         });
         ops
     }

@@ -8,6 +8,7 @@
 //! namespace is deleted whole: the veths inside go with it, so they get no steps of
 //! their own, and the namespace's undo recreates them.
 
+pub mod firewall;
 mod kernel;
 pub mod op;
 pub mod render;
@@ -80,6 +81,7 @@ pub fn between(committed: &Model, desired: &Model, causes: &Causes) -> Plan {
         steps: Vec::new(),
     };
     planner.removals();
+    planner.firewall();
     planner.additions();
     Plan {
         changes: changes(committed, desired, &before, &after),
@@ -300,6 +302,85 @@ impl Planner<'_, '_> {
             };
             self.step(op, old_ops, self.cause(ObjectKind::Network, &old.name));
         }
+    }
+
+    /// The firewall's changes, between the removals and the additions: isolation is in
+    /// place before a new bridge exists, and forwarding goes on only once it is.
+    fn firewall(&mut self) {
+        let old = firewall::elements(self.before);
+        let new = firewall::elements(self.after);
+        let (was_on, on) = (
+            self.before.model.ip_forward_enabled,
+            self.after.model.ip_forward_enabled,
+        );
+        if was_on && !on {
+            let cause = self.removed_network_cause();
+            self.step(
+                Op::SetForwarding { on: false },
+                vec![Op::SetForwarding { on: true }],
+                cause,
+            );
+        }
+        let add = |element: &firewall::Element| Op::AddNftElement {
+            set: element.set,
+            element: element.text.clone(),
+        };
+        match (old.is_empty(), new.is_empty()) {
+            (false, true) => {
+                let undo = std::iter::once(Op::AddFirewall)
+                    .chain(old.iter().map(add))
+                    .collect();
+                let cause = self.removed_network_cause();
+                self.step(Op::DelFirewall, undo, cause);
+            }
+            (true, false) => {
+                let (kind, name) = &new[0].owner;
+                let cause = self.making_cause(*kind, name);
+                self.step(Op::AddFirewall, vec![Op::DelFirewall], cause);
+            }
+            _ => {}
+        }
+        if !old.is_empty() && !new.is_empty() {
+            for element in old
+                .iter()
+                .filter(|e| !new.iter().any(|n| n.set == e.set && n.text == e.text))
+            {
+                let (kind, name) = &element.owner;
+                let op = Op::DelNftElement {
+                    set: element.set,
+                    element: element.text.clone(),
+                };
+                self.step(op, vec![add(element)], self.cause(*kind, name));
+            }
+        }
+        for element in new
+            .iter()
+            .filter(|e| !old.iter().any(|o| o.set == e.set && o.text == e.text))
+        {
+            let (kind, name) = &element.owner;
+            let cause = match kind {
+                ObjectKind::Network => self.making_cause(*kind, name),
+                _ => self.cause(*kind, name),
+            };
+            self.create(vec![add(element)], cause);
+        }
+        if on && !was_on {
+            let opened = self.after.model.networks.values().find(|n| {
+                !self.before.model.networks.contains_key(&n.name) && firewall::needs_forwarding_for(n)
+            });
+            let cause = opened.and_then(|n| self.making_cause(ObjectKind::Network, &n.name));
+            self.create(vec![Op::SetForwarding { on: true }], cause);
+        }
+    }
+
+    /// The statement that removed the first network the desired model no longer has.
+    fn removed_network_cause(&self) -> Option<Span> {
+        self.before
+            .model
+            .networks
+            .keys()
+            .find(|name| !self.after.model.networks.contains_key(*name))
+            .and_then(|name| self.cause(ObjectKind::Network, name))
     }
 
     fn additions(&mut self) {

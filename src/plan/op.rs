@@ -8,6 +8,7 @@ use std::path::Path;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
+use super::firewall::{self, NftSet, TABLE};
 use crate::model::Mac;
 
 /// One kernel operation. `netns: None` means the host's namespace.
@@ -103,6 +104,31 @@ pub enum Op {
         netns: String,
         file: EtcFile,
     },
+    /// cnm's nftables table with its chains, its sets and maps empty (see
+    /// [`firewall`](super::firewall)).
+    AddFirewall,
+    /// Deletes cnm's table with all it holds.
+    DelFirewall,
+    /// One element of a set or map of cnm's table, in `nft` syntax.
+    AddNftElement {
+        set: NftSet,
+        element: String,
+    },
+    DelNftElement {
+        set: NftSet,
+        element: String,
+    },
+    /// Whether a bridge routes packets from or to 127.0.0.0/8 (`route_localnet`), which
+    /// a port published on the host's loopback needs. Turning it off where the link is
+    /// gone is success.
+    RouteLocalnet {
+        link: String,
+        on: bool,
+    },
+    /// The host's `net.ipv4.ip_forward`.
+    SetForwarding {
+        on: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -134,7 +160,37 @@ impl Op {
                 | Op::DelAddress { .. }
                 | Op::DelRoute { .. }
                 | Op::RemoveFile { .. }
+                | Op::DelFirewall
+                | Op::DelNftElement { .. }
         )
+    }
+
+    /// Whether this is a change to cnm's nftables table. Such operations go to the
+    /// kernel together, as one atomic batch, when they follow each other.
+    pub fn is_firewall(&self) -> bool {
+        matches!(
+            self,
+            Op::AddFirewall | Op::DelFirewall | Op::AddNftElement { .. } | Op::DelNftElement { .. }
+        )
+    }
+
+    /// A firewall operation as the lines of an `nft -f` batch. Each may run again or
+    /// find its work done: a deletion first adds what it deletes (and an element's
+    /// table and set, when a crash cut short the batch that made them: the table's own
+    /// deletion follows in the same undo batch).
+    pub fn nft_lines(&self) -> Vec<String> {
+        match self {
+            Op::AddFirewall => firewall::table_lines(),
+            Op::DelFirewall => vec![format!("add table {TABLE}"), format!("delete table {TABLE}")],
+            Op::AddNftElement { set, element } => vec![format!("add element {TABLE} {set} {{ {element} }}")],
+            Op::DelNftElement { set, element } => vec![
+                format!("add table {TABLE}"),
+                set.declaration(),
+                format!("add element {TABLE} {set} {{ {element} }}"),
+                format!("delete element {TABLE} {set} {{ {} }}", set.key(element)),
+            ],
+            _ => Vec::new(),
+        }
     }
 
     /// The operation that undoes this one, for operations that create. Deletions have
@@ -159,6 +215,10 @@ impl Op {
             Op::AddAddress { netns, link, address } => Op::DelAddress { netns, link, address },
             Op::AddRoute { netns, gateway, link } => Op::DelRoute { netns, gateway, link },
             Op::WriteFile { netns, file, .. } => Op::RemoveFile { netns, file },
+            Op::AddFirewall => Op::DelFirewall,
+            Op::AddNftElement { set, element } => Op::DelNftElement { set, element },
+            Op::SetForwarding { on } => Op::SetForwarding { on: !on },
+            Op::RouteLocalnet { link, on } => Op::RouteLocalnet { link, on: !on },
             deletion => unreachable!("{deletion:?} has no single inverse"),
         }
     }
@@ -244,6 +304,16 @@ impl fmt::Display for Command<'_> {
                 content.lines().count()
             ),
             Op::RemoveFile { netns, file: name } => write!(f, "rm {}", file(netns, name).display()),
+            Op::AddFirewall => write!(f, "nft add table {TABLE} (its chains, sets and maps)"),
+            Op::DelFirewall => write!(f, "nft delete table {TABLE}"),
+            Op::AddNftElement { set, element } => write!(f, "nft add element {TABLE} {set} {{ {element} }}"),
+            Op::DelNftElement { set, element } => {
+                write!(f, "nft delete element {TABLE} {set} {{ {} }}", set.key(element))
+            }
+            Op::SetForwarding { on } => write!(f, "sysctl -w net.ipv4.ip_forward={}", u8::from(*on)),
+            Op::RouteLocalnet { link, on } => {
+                write!(f, "sysctl -w net.ipv4.conf.{link}.route_localnet={}", u8::from(*on))
+            }
         }
     }
 }

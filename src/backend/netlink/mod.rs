@@ -10,6 +10,7 @@
 
 mod etc;
 mod netns;
+pub mod nft;
 mod rtnl;
 
 use std::collections::HashMap;
@@ -683,7 +684,18 @@ impl Backend for NetlinkBackend {
             Op::DelRoute { netns, gateway, link } => self.route(netns, *gateway, link, false),
             Op::WriteFile { netns, file, content } => self.write_file(netns, *file, content),
             Op::RemoveFile { netns, file } => self.remove_file(netns, *file),
+            Op::SetForwarding { on } => nft::set_ip_forward(*on),
+            Op::RouteLocalnet { link, on } => nft::set_route_localnet(link, *on),
+            firewall => nft::apply_batch(std::slice::from_ref(firewall)),
         }
+    }
+
+    fn firewall(&mut self, batch: &[Op]) -> Result<(), KernelError> {
+        nft::apply_batch(batch)
+    }
+
+    fn ip_forward(&mut self) -> Result<bool, KernelError> {
+        nft::ip_forward()
     }
 
     fn settle(&mut self, links: &[String]) -> Result<(), KernelError> {
