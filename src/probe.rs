@@ -8,6 +8,9 @@ use std::io::{self, Read};
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
@@ -185,6 +188,29 @@ pub struct Responder {
     pub netns: Option<PathBuf>,
     pub port: u16,
     pub protocol: Protocol,
+    /// The responder's socket, to wake its thread when it stops.
+    socket: Socket,
+    stopping: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Responder {
+    /// The sandbox it answers in: its namespace's name.
+    pub fn sandbox(&self) -> Option<&str> {
+        self.netns.as_deref()?.file_name()?.to_str()
+    }
+}
+
+/// A stopped responder has closed its socket and its thread has left the namespace,
+/// which holds the namespace no more: a deleted namespace's veths go only then.
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Starts a responder on `port` inside the namespace at `netns`, on all its addresses
@@ -193,30 +219,38 @@ pub struct Responder {
 pub fn serve(netns: Option<&Path>, port: u16, protocol: Protocol) -> io::Result<Responder> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let path = netns.map(Path::to_path_buf);
-    std::thread::spawn(move || {
+    let stopping = Arc::new(AtomicBool::new(false));
+    let stop = stopping.clone();
+    let thread = std::thread::spawn(move || {
         let listening = enter(path.as_deref()).and_then(|()| listen(port, protocol));
         match listening {
-            Ok(responder) => {
-                let _ = ready_tx.send(Ok(()));
-                responder();
+            Ok((socket, answer)) => {
+                let _ = ready_tx.send(socket.try_clone());
+                answer(socket, &stop);
             }
             Err(e) => {
                 let _ = ready_tx.send(Err(e));
             }
         }
     });
-    ready_rx
+    let socket = ready_rx
         .recv()
         .map_err(|_| io::Error::other("the responder thread ended"))??;
     Ok(Responder {
         netns: netns.map(Path::to_path_buf),
         port,
         protocol,
+        socket,
+        stopping,
+        thread: Some(thread),
     })
 }
 
-/// Binds the port (dual-stack) and returns the loop that answers on it.
-fn listen(port: u16, protocol: Protocol) -> io::Result<Box<dyn FnOnce() + Send>> {
+/// How a responder answers on its socket until told to stop.
+type Answering = fn(Socket, &AtomicBool);
+
+/// Binds the port (dual-stack): the socket and how to answer on it.
+fn listen(port: u16, protocol: Protocol) -> io::Result<(Socket, Answering)> {
     let any = SocketAddr::new("::".parse().expect("an address"), port);
     let socket = match protocol {
         Protocol::Tcp => Socket::new(Domain::IPV6, Type::STREAM, None)?,
@@ -229,23 +263,33 @@ fn listen(port: u16, protocol: Protocol) -> io::Result<Box<dyn FnOnce() + Send>>
     match protocol {
         Protocol::Tcp => {
             socket.listen(128)?;
-            let listener: TcpListener = socket.into();
-            Ok(Box::new(move || {
-                for mut stream in listener.incoming().flatten() {
-                    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-                    let _ = stream.read(&mut [0u8; 64]);
-                }
-            }))
+            Ok((socket, accept_and_close))
         }
-        Protocol::Udp => {
-            let socket: UdpSocket = socket.into();
-            Ok(Box::new(move || {
-                let mut buffer = [0u8; 1500];
-                while let Ok((length, from)) = socket.recv_from(&mut buffer) {
-                    let _ = socket.send_to(&buffer[..length], from);
-                }
-            }))
+        Protocol::Udp => Ok((socket, echo_datagrams)),
+    }
+}
+
+fn accept_and_close(socket: Socket, stopping: &AtomicBool) {
+    let listener: TcpListener = socket.into();
+    for stream in listener.incoming() {
+        if stopping.load(Ordering::SeqCst) {
+            return;
         }
+        if let Ok(mut stream) = stream {
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+            let _ = stream.read(&mut [0u8; 64]);
+        }
+    }
+}
+
+fn echo_datagrams(socket: Socket, stopping: &AtomicBool) {
+    let socket: UdpSocket = socket.into();
+    let mut buffer = [0u8; 1500];
+    while let Ok((length, from)) = socket.recv_from(&mut buffer) {
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let _ = socket.send_to(&buffer[..length], from);
     }
 }
 

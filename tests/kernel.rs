@@ -82,10 +82,14 @@ impl Env {
         std::fs::read_to_string(self.state.join("state.json")).ok()
     }
 
-    /// Everything cnm could have touched, as iproute2 shows it: the namespace list, and
-    /// links, addresses and routes on the host and in every namespace.
+    /// Everything cnm could have touched, as iproute2 and nft show it: the namespace
+    /// list; links, addresses and routes on the host and in every namespace; the host's
+    /// nftables ruleset (without handles, which the kernel numbers anew) and its
+    /// `ip_forward`.
     fn kernel(&self) -> String {
         let mut text = format!("netns: {:?}\n", namespaces());
+        text.push_str(&format!("ip_forward: {}\n", ip_forward()));
+        text.push_str(&format!("nft: {}\n", ruleset()));
         for ns in std::iter::once(None).chain(namespaces().into_iter().map(Some)) {
             for what in [&["link"][..], &["addr"], &["route"]] {
                 let mut args = Vec::new();
@@ -211,6 +215,57 @@ fn addresses(addr: &Value, dev: &str) -> Vec<String> {
         .filter(|a| a["family"] == "inet")
         .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
         .collect()
+}
+
+/// The host's `net.ipv4.ip_forward`, as 0 or 1.
+fn ip_forward() -> String {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn set_ip_forward(on: bool) {
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", if on { "1" } else { "0" }).unwrap();
+}
+
+/// The host's whole nftables ruleset as `nft -j` shows it, without handles and nft's
+/// own version line.
+fn ruleset() -> Value {
+    let mut value: Value = serde_json::from_str(&run("nft", &["-j", "list", "ruleset"])).unwrap();
+    fn forget_handles(value: &mut Value) {
+        match value {
+            Value::Array(items) => items.iter_mut().for_each(forget_handles),
+            Value::Object(map) => {
+                map.remove("handle");
+                map.values_mut().for_each(forget_handles);
+            }
+            _ => {}
+        }
+    }
+    forget_handles(&mut value);
+    let mut items = value["nftables"].take();
+    items
+        .as_array_mut()
+        .unwrap()
+        .retain(|item| item.get("metainfo").is_none());
+    items
+}
+
+/// The elements of a set of cnm's table, as nft shows them (JSON).
+fn nft_set(set: &str) -> Vec<Value> {
+    let kind = if set.starts_with("publish") { "map" } else { "set" };
+    let out = run("nft", &["-j", "list", kind, "inet", "cnm", set]);
+    let value: Value = serde_json::from_str(&out).unwrap();
+    value["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|item| item.get("set").or_else(|| item.get("map")))
+        .and_then(|set| set.get("elem"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn pings(from: &str, to: &str) -> bool {
@@ -660,7 +715,7 @@ fn a_rollback_after_a_namespace_deletion_restores_the_sandbox() {
                 let err = String::from_utf8_lossy(&out.stderr);
                 assert_eq!(out.status.code(), Some(1), "{err}");
                 assert!(err.contains("an interface named cnm-z already exists"), "{err}");
-                assert!(err.contains("rolled back: 2 steps undone"), "{first}: {err}");
+                assert!(err.contains("rolled back: 6 steps undone"), "{first}: {err}");
                 assert_same_kernel(&without_indexes(&kernel), &without_indexes(&env.kernel()), first);
                 assert_eq!(env.state_json(), state);
                 assert_eq!(addresses(&ip_json(&["-n", "a", "addr"]), "eth0"), ["10.9.0.2/24"]);
@@ -692,7 +747,7 @@ fn a_refused_undo_is_reported_and_finished_by_the_next_command() {
                 .expect("strace runs");
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(1), "{err}");
-            assert!(err.contains("apply failed at step 3 of 5"), "{err}");
+            assert!(err.contains("apply failed at step 7 of 10"), "{err}");
             assert!(
                 err.contains("transaction 2 is not fully rolled back: the kernel refused"),
                 "{err}"
@@ -1078,4 +1133,283 @@ fn apply_runs_expectations_and_a_failing_one_exits_1() {
         assert_eq!(namespaces(), ["a", "b"]);
         assert!(pings("a", "10.9.0.3"), "an independent ping agrees");
     });
+}
+
+// The firewall: isolation, outbound NAT, published ports, forwarding.
+
+/// A world outside the host: namespace `world` behind a veth, 198.51.100.2, which the
+/// host reaches as 198.51.100.1 and which has no route to any sandbox.
+fn outside_world() {
+    run("ip", &["netns", "add", "world"]);
+    run(
+        "ip",
+        &[
+            "link", "add", "uplink", "type", "veth", "peer", "name", "eth0", "netns", "world",
+        ],
+    );
+    run("ip", &["addr", "add", "198.51.100.1/24", "dev", "uplink"]);
+    run("ip", &["link", "set", "uplink", "up"]);
+    run(
+        "ip",
+        &["-n", "world", "addr", "add", "198.51.100.2/24", "dev", "eth0"],
+    );
+    run("ip", &["-n", "world", "link", "set", "eth0", "up"]);
+    run("ip", &["-n", "world", "link", "set", "lo", "up"]);
+}
+
+/// Whether a TCP connection to `address:port` is accepted within a second, from a
+/// namespace or from the host; bash's /dev/tcp is the client.
+fn tcp_connects(netns: Option<&str>, address: &str, port: u16) -> bool {
+    let script = format!("exec 3<>/dev/tcp/{address}/{port}");
+    let mut command = match netns {
+        Some(netns) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", netns, "timeout", "1", "bash", "-c", &script]);
+            command
+        }
+        None => {
+            let mut command = Command::new("timeout");
+            command.args(["1", "bash", "-c", &script]);
+            command
+        }
+    };
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// Retries `probe` for a few seconds: something another process sets up.
+fn eventually(probe: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if probe() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The seed's promise on a host that forwards packets: A reaches B, B reaches C, A and
+/// C cannot reach each other, though each has a default route through the host. The
+/// forward rules are what keeps them apart: with them flushed, A reaches C. A host
+/// that forwarded before cnm still forwards after it.
+#[test]
+fn networks_stay_apart_when_the_host_forwards() {
+    in_namespaces("networks_stay_apart_when_the_host_forwards", |env| {
+        set_ip_forward(true);
+        let before = ruleset();
+        env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+        assert!(pings("A", "10.1.0.3"), "A reaches B");
+        assert!(pings("B", "10.2.0.50"), "B reaches C");
+        assert!(!pings("A", "10.2.0.50"), "A cannot reach C");
+        assert!(!pings("A", "10.2.0.1"), "nor B's address on the other network");
+        assert!(!pings("C", "10.1.0.2"), "C cannot reach A");
+        assert!(
+            !env.state_json().unwrap().contains("ip_forward_enabled"),
+            "cnm did not turn forwarding on: it was on"
+        );
+
+        run("nft", &["flush", "chain", "inet", "cnm", "forward"]);
+        assert!(
+            pings("A", "10.2.0.50"),
+            "without the rules, forwarding joins them"
+        );
+
+        env.cnm_ok(&["destroy"]);
+        assert_eq!(ip_forward(), "1", "forwarding stays as it was");
+        assert_eq!(ruleset(), before, "cnm's table is gone");
+    });
+}
+
+/// Forwarding off: the first network with a way out turns it on, recorded in the
+/// state; destroy turns it off again. An internal network needs no forwarding.
+#[test]
+fn forwarding_is_turned_on_for_a_network_and_restored_by_destroy() {
+    in_namespaces(
+        "forwarding_is_turned_on_for_a_network_and_restored_by_destroy",
+        |env| {
+            set_ip_forward(false);
+            std::fs::write(
+                "/run/cnm-test/internal.cnm",
+                "network i subnet 10.5.0.0/24 internal\n",
+            )
+            .unwrap();
+            env.cnm_ok(&["apply", "/run/cnm-test/internal.cnm"]);
+            assert_eq!(ip_forward(), "0", "an internal network has no way out");
+
+            env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+            assert_eq!(ip_forward(), "1");
+            assert!(env.state_json().unwrap().contains("\"ip_forward_enabled\": true"));
+            let plan = env.cnm_ok(&["plan", "scripts/seed.cnm"]);
+            assert!(plan.starts_with("No changes"), "{plan}");
+
+            env.cnm_ok(&["destroy"]);
+            assert_eq!(ip_forward(), "0", "destroy restores it");
+        },
+    );
+}
+
+/// A normal network's traffic leaves masqueraded: a sandbox reaches a world that has no
+/// route back to it. An internal network has no NAT, no route out, and nothing comes
+/// in from outside.
+#[test]
+fn a_normal_network_is_masqueraded_and_an_internal_one_has_no_way_out() {
+    in_namespaces(
+        "a_normal_network_is_masqueraded_and_an_internal_one_has_no_way_out",
+        |env| {
+            outside_world();
+            std::fs::write(
+                "/run/cnm-test/nat.cnm",
+                "network out subnet 10.7.0.0/24\nnetwork in subnet 10.6.0.0/24 internal\n\
+                 sandbox s1 mode none\nconnect s1 to out\nsandbox s2 mode none\nconnect s2 to in\n",
+            )
+            .unwrap();
+            env.cnm_ok(&["apply", "/run/cnm-test/nat.cnm"]);
+
+            let prefix = |addr: &str| serde_json::json!({"prefix": {"addr": addr, "len": 24}});
+            assert_eq!(nft_set("masquerade4"), [prefix("10.7.0.0")], "internal: no NAT");
+            assert_eq!(nft_set("internal"), ["cnm-in"]);
+            let rules = ruleset();
+            let masquerades_the_set = rules.as_array().unwrap().iter().any(|item| {
+                let rule = &item["rule"];
+                let expr = rule["expr"].as_array().map(Vec::as_slice).unwrap_or_default();
+                rule["chain"] == "postrouting"
+                    && expr.iter().any(|e| e["match"]["right"] == "@masquerade4")
+                    && expr.iter().any(|e| e.get("masquerade").is_some())
+            });
+            assert!(masquerades_the_set, "the masquerade rule reads the set: {rules}");
+
+            assert!(
+                pings("s1", "198.51.100.2"),
+                "masqueraded: the world answers the host"
+            );
+            assert!(!pings("s2", "198.51.100.2"), "internal: no way out");
+            assert!(pings("s2", "10.6.0.1"), "but its gateway answers");
+
+            run(
+                "ip",
+                &["-n", "world", "route", "add", "10.0.0.0/8", "via", "198.51.100.1"],
+            );
+            assert!(
+                !pings("world", "10.6.0.2"),
+                "nothing comes into an internal network"
+            );
+            env.cnm_ok(&["destroy"]);
+        },
+    );
+}
+
+/// `publish` + `serve`: a client in the outside world, the host itself (on loopback
+/// and on the bridge's address) and a sandbox on another network all reach the
+/// sandbox's port through the host port; after `remove sandbox`, the DNAT element is
+/// gone.
+#[test]
+fn a_published_port_is_reached_through_the_host_and_goes_with_its_sandbox() {
+    in_namespaces(
+        "a_published_port_is_reached_through_the_host_and_goes_with_its_sandbox",
+        |env| {
+            outside_world();
+            let mut session = env
+                .command(&[])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut input = session.stdin.take().unwrap();
+            input
+                .write_all(
+                    b"network front subnet 10.7.0.0/24\nnetwork other subnet 10.8.0.0/24\n\
+                      sandbox web mode none\nconnect web to front\nsandbox peer mode none\n\
+                      connect peer to other\npublish web 8080:80\npublish web 5353:53/udp\n\
+                      serve web port 80\nserve web port 53 udp\n\
+                      expect peer reaches host port 8080\nexpect peer reaches host port 5353 udp\n",
+                )
+                .unwrap();
+            if !eventually(|| tcp_connects(Some("world"), "198.51.100.1", 8080)) {
+                drop(input);
+                let out = session.wait_with_output().unwrap();
+                panic!(
+                    "a client outside does not reach the port:\n{}\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(tcp_connects(None, "127.0.0.1", 8080), "the host, on loopback");
+            assert!(
+                tcp_connects(None, "10.7.0.1", 8080),
+                "the host, on the bridge's address"
+            );
+            assert!(
+                !tcp_connects(Some("world"), "198.51.100.1", 8081),
+                "only that port"
+            );
+            let published = nft_set("publish_any");
+            assert_eq!(published.len(), 2, "{published:?}");
+
+            input.write_all(b"remove sandbox web\n").unwrap();
+            drop(input);
+            let out = session.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{stdout}\n{stderr}");
+            assert_eq!(
+                stdout.lines().filter(|l| l.starts_with("pass")).count(),
+                2,
+                "from another network too: {stdout}"
+            );
+            assert_eq!(nft_set("publish_any"), Vec::<Value>::new(), "the DNAT is gone");
+            env.cnm_ok(&["destroy"]);
+        },
+    );
+}
+
+/// A failure after the firewall's steps leaves the ruleset and forwarding as they were,
+/// whether cnm's table existed or not; a table that other software owns is untouched
+/// by apply, rollback and destroy.
+#[test]
+fn a_rollback_restores_the_ruleset_and_leaves_other_tables_alone() {
+    in_namespaces(
+        "a_rollback_restores_the_ruleset_and_leaves_other_tables_alone",
+        |env| {
+            set_ip_forward(false);
+            run("nft", &["add", "table", "ip", "other"]);
+            run(
+                "nft",
+                &["add chain ip other forward_guard { type filter hook forward priority 0; policy accept; }"],
+            );
+            run(
+                "nft",
+                &["add rule ip other forward_guard ip daddr 192.0.2.1 drop"],
+            );
+            let foreign = ruleset();
+            run("ip", &["link", "add", "cnm-z", "type", "bridge"]);
+            std::fs::write("/run/cnm-test/z.cnm", "network z subnet 10.8.0.0/24\n").unwrap();
+
+            let empty = env.kernel();
+            let out = env.cnm(&["apply", "/run/cnm-test/z.cnm"]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains("an interface named cnm-z already exists"), "{err}");
+            assert_same_kernel(&empty, &env.kernel(), "rolled back from nothing");
+
+            env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+            let applied = env.kernel();
+            let out = env.cnm(&["apply", "/run/cnm-test/z.cnm"]);
+            assert_eq!(out.status.code(), Some(1));
+            assert_same_kernel(
+                &without_indexes(&applied),
+                &without_indexes(&env.kernel()),
+                "rolled back to the seed",
+            );
+
+            env.cnm_ok(&["destroy"]);
+            assert_eq!(ruleset(), foreign, "only the other table is left, as it was");
+            assert_eq!(ip_forward(), "0");
+        },
+    );
 }

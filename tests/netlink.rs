@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use cnm::backend::netlink::NetlinkBackend;
 use cnm::backend::{Backend, KernelError};
+use cnm::plan::firewall::NftSet;
 use cnm::plan::{EtcFile, Op};
 use serde_json::Value;
 
@@ -1078,6 +1079,74 @@ fn timing() {
 enum Ask {
     Op(Op),
     Settle(Vec<String>),
+    /// Firewall operations as one batch.
+    Batch(Vec<Op>),
+    /// Reads `ip_forward`: 1 is an answer of Ok, 0 one of Err(0).
+    Forwarding,
+}
+
+/// Firewall and forwarding asks: elements without a table, a table made twice, keys
+/// that hold one value, overlapping intervals, idempotent deletions, atomic batches,
+/// `ip_forward` and `route_localnet`.
+fn firewall_asks(asks: &mut Vec<Ask>) {
+    let add = |set, element: &str| Op::AddNftElement {
+        set,
+        element: s(element),
+    };
+    let del = |set, element: &str| Op::DelNftElement {
+        set,
+        element: s(element),
+    };
+    let mut op = |op: Op| asks.push(Ask::Op(op));
+    op(add(NftSet::Bridges, "\"cnm-a\""));
+    op(del(NftSet::Bridges, "\"cnm-a\""));
+    op(Op::DelFirewall);
+    op(Op::DelFirewall);
+    op(Op::AddFirewall);
+    op(add(NftSet::Bridges, "\"cnm-a\""));
+    op(Op::AddFirewall);
+    op(del(NftSet::Bridges, "\"cnm-a\""));
+    op(add(NftSet::Bridges, "\"cnm-a\""));
+    op(add(NftSet::Bridges, "\"cnm-a\""));
+    op(add(NftSet::SameBridge, "\"cnm-a\" . \"cnm-a\""));
+    op(add(NftSet::PublishAny, "tcp . 8080 : 10.1.0.2 . 80"));
+    op(add(NftSet::PublishAny, "tcp . 8080 : 10.1.0.2 . 80"));
+    op(add(NftSet::PublishAny, "tcp . 8080 : 10.1.0.3 . 80"));
+    op(del(NftSet::PublishAny, "tcp . 8080 : 10.1.0.9 . 80"));
+    op(add(NftSet::PublishAt, "127.0.0.1 . udp . 53 : 10.1.0.2 . 53"));
+    op(add(NftSet::Subnets4, "10.1.0.0/24"));
+    op(add(NftSet::Subnets4, "10.1.0.0/16"));
+    op(add(NftSet::Subnets4, "10.1.0.128/25"));
+    op(add(NftSet::Subnets4, "10.2.0.0/24"));
+    op(add(NftSet::Masquerade6, "fd00:1::/64"));
+    op(del(NftSet::Subnets4, "10.2.0.0/24"));
+    op(del(NftSet::Subnets4, "10.2.0.0/24"));
+    // A batch is taken whole or not at all: its first element is not there after.
+    asks.push(Ask::Batch(vec![
+        add(NftSet::PublishAny, "udp . 1 : 10.1.0.2 . 1"),
+        add(NftSet::PublishAny, "tcp . 8080 : 10.1.0.3 . 80"),
+    ]));
+    asks.push(Ask::Op(add(NftSet::PublishAny, "udp . 1 : 10.1.0.5 . 1")));
+    asks.push(Ask::Batch(vec![
+        del(NftSet::PublishAny, "udp . 1 : 10.1.0.5 . 1"),
+        add(NftSet::PublishAny, "udp . 1 : 10.1.0.6 . 1"),
+    ]));
+    asks.push(Ask::Op(add(NftSet::PublishAny, "udp . 1 : 10.1.0.5 . 1")));
+    asks.push(Ask::Forwarding);
+    for on in [true, true, false, true] {
+        asks.push(Ask::Op(Op::SetForwarding { on }));
+        asks.push(Ask::Forwarding);
+    }
+    let mut op = |op: Op| asks.push(Ask::Op(op));
+    for (link, on) in [
+        (BRIDGE, true),
+        (BRIDGE, false),
+        ("no-link", true),
+        ("no-link", false),
+    ] {
+        op(Op::RouteLocalnet { link: s(link), on });
+    }
+    op(Op::DelFirewall);
 }
 
 /// The same sequence, failures included, on the in-memory backend and on the kernel:
@@ -1186,6 +1255,7 @@ fn the_in_memory_backend_answers_as_the_kernel_does() {
             links: vec![s("vh-b")],
         });
         asks.push(Ask::Settle(vec![s("vh-b")]));
+        firewall_asks(&mut asks);
         let mut op = |op: Op| asks.push(Ask::Op(op));
         op(Op::AddNetns { netns: s("b") });
         op(veth("vh-b", "eth0", "b"));
@@ -1226,6 +1296,23 @@ fn the_in_memory_backend_answers_as_the_kernel_does() {
                     answer(memory.settle(links)),
                     format!("settle {links:?}"),
                 ),
+                Ask::Batch(ops) => (
+                    answer(kernel.firewall(ops)),
+                    answer(memory.firewall(ops)),
+                    format!("batch {ops:?}"),
+                ),
+                Ask::Forwarding => {
+                    let read = |on: Result<bool, KernelError>| match on {
+                        Ok(true) => Ok(()),
+                        Ok(false) => Err(Some(0)),
+                        Err(e) => Err(e.errno),
+                    };
+                    (
+                        read(kernel.ip_forward()),
+                        read(memory.ip_forward()),
+                        "ip_forward".into(),
+                    )
+                }
             };
             assert_eq!(simulated, real, "ask {i}: {what}");
         }

@@ -222,7 +222,28 @@ impl Console {
         let applied = if self.dry_run {
             self.session.dry_run(sources, files, &mut progress)?
         } else {
-            self.session.apply(sources, files, &mut progress)?
+            // A responder holds its sandbox's namespace: it stops before the namespace
+            // goes, or the namespace's veths would never be removed.
+            let responders = &mut self.responders;
+            let mut stop_departing = |checked: &crate::check::Checked, _: &Sources| {
+                responders.retain(|responder| {
+                    let stays = responder
+                        .sandbox()
+                        .is_none_or(|name| checked.model.sandboxes.get(name).is_some_and(|s| s.is_running()));
+                    if !stays {
+                        eprintln!(
+                            "cnm: serve {} {} port {} ends: the sandbox goes",
+                            responder.sandbox().unwrap_or_default(),
+                            responder.protocol,
+                            responder.port
+                        );
+                    }
+                    stays
+                });
+                Ok(())
+            };
+            self.session
+                .apply_vetted(sources, files, &mut progress, &mut stop_departing)?
         };
         apply::warn_unpublished(&applied.model, &applied.actions, sources);
         self.print_operations(&applied.plan, if self.dry_run { "simulated" } else { "applied" });

@@ -57,6 +57,7 @@ fn refusal(stderr: &str) -> KernelError {
     let errno = [
         ("No such file or directory", libc::ENOENT),
         ("File exists", libc::EEXIST),
+        ("overlaps with an existing one", libc::EEXIST),
         ("Operation not permitted", libc::EPERM),
         ("Permission denied", libc::EACCES),
         ("Device or resource busy", libc::EBUSY),
