@@ -338,8 +338,8 @@ fn apply_names_the_publish_statements_that_lead_nowhere() {
     let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
     let warning = |line| {
         format!(
-            "cnm: warning: {name}:{line}: sandbox web has no address on a bridge network, so the ports \
-             it publishes lead nowhere; connect it to one"
+            "cnm: warning: {name}:{line}: sandbox web has no address on a bridge network that is not \
+             internal, so the ports it publishes lead nowhere; connect it to one"
         )
     };
     assert_eq!(warnings, [warning(6), warning(7)]);

@@ -211,3 +211,86 @@ fn undo_goes_back_one_transaction_at_a_time() {
         "nothing left to undo"
     );
 }
+
+fn forwarding_steps(plan: &cnm::plan::Plan) -> Vec<bool> {
+    plan.steps
+        .iter()
+        .filter_map(|s| match s.op {
+            Op::SetForwarding { on } => Some(on),
+            _ => None,
+        })
+        .collect()
+}
+
+fn session_forwarding(state: &StateDir, on: bool) -> Session {
+    let mut kernel = MemoryBackend::new();
+    kernel.set_ip_forward(on);
+    let config = Config {
+        state_dir: state.0.clone(),
+        netns_dir: state.0.join("netns"),
+        etc_dir: state.0.join("etc"),
+        lock_timeout: Duration::ZERO,
+        command_line: "test".into(),
+    };
+    let mut session = Session::with_backend(config, Box::new(kernel));
+    session.set_notice(|_| {});
+    session
+}
+
+fn applied_plan(session: &mut Session, text: &str) -> cnm::plan::Plan {
+    let mut sources = Sources::default();
+    let id = sources.add("test.cnm", text);
+    session.apply(&mut sources, &[id], &mut Quiet).unwrap().plan
+}
+
+/// A host that does not forward: the first network with a way out turns forwarding
+/// on, once, and the state records it; the last one going (destroy, undo) turns it
+/// off. An internal network needs none.
+#[test]
+fn forwarding_is_turned_on_once_and_off_with_the_last_network() {
+    let state = StateDir::new();
+    let mut session = session_forwarding(&state, false);
+    assert_eq!(
+        forwarding_steps(&applied_plan(
+            &mut session,
+            "network i subnet 10.8.0.0/24 internal\n"
+        )),
+        [false; 0]
+    );
+    assert_eq!(
+        forwarding_steps(&applied_plan(&mut session, "network n subnet 10.9.0.0/24\n")),
+        [true]
+    );
+    assert!(committed(&mut session).ip_forward_enabled);
+    assert_eq!(
+        forwarding_steps(&applied_plan(&mut session, "network m subnet 10.7.0.0/24\n")),
+        [false; 0]
+    );
+    assert_eq!(
+        forwarding_steps(&applied_plan(&mut session, "remove network n\n")),
+        [false; 0]
+    );
+    let (_, undone) = session.undo(&mut Quiet).unwrap().unwrap();
+    assert_eq!(forwarding_steps(&undone.plan), [false; 0], "m still needs it");
+    assert_eq!(
+        forwarding_steps(&session.destroy(&mut Quiet).unwrap().plan),
+        [false]
+    );
+    assert!(!committed(&mut session).ip_forward_enabled);
+}
+
+/// A host that forwards already is left alone, and so is its setting after destroy.
+#[test]
+fn a_host_that_forwards_is_left_as_it_is() {
+    let state = StateDir::new();
+    let mut session = session_forwarding(&state, true);
+    assert_eq!(
+        forwarding_steps(&applied_plan(&mut session, "network n subnet 10.9.0.0/24\n")),
+        [false; 0]
+    );
+    assert!(!committed(&mut session).ip_forward_enabled);
+    assert_eq!(
+        forwarding_steps(&session.destroy(&mut Quiet).unwrap().plan),
+        [false; 0]
+    );
+}

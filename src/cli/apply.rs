@@ -124,7 +124,8 @@ fn print_done(plan: &Plan, verb: &str) {
 }
 
 /// Says which `publish` statements lead nowhere: their sandbox runs with no address on
-/// a bridge network (a stopped sandbox's ports come back when it starts).
+/// a bridge network that is not `internal` (a stopped sandbox's ports come back when
+/// it starts).
 pub fn warn_unpublished(model: &crate::model::Model, actions: &[Action], sources: &Sources) {
     let unpublished = plan::firewall::unpublished(model);
     let mut places: Vec<String> = Vec::new();
@@ -140,8 +141,8 @@ pub fn warn_unpublished(model: &crate::model::Model, actions: &[Action], sources
         // A statement in a loop is said once.
         if !places.contains(&place) {
             eprintln!(
-                "cnm: warning: {place}: sandbox {sandbox} has no address on a bridge network, so the \
-                 ports it publishes lead nowhere; connect it to one"
+                "cnm: warning: {place}: sandbox {sandbox} has no address on a bridge network that is \
+                 not internal, so the ports it publishes lead nowhere; connect it to one"
             );
             places.push(place);
         }

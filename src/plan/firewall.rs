@@ -202,14 +202,15 @@ pub fn elements(kernel: &Kernel) -> Vec<Element> {
 }
 
 /// The address a running sandbox's published ports lead to: that of its endpoint on a
-/// bridge network that carries its default route, else of its first on one.
+/// bridge network with a way out (not `internal`, which nothing enters) that carries
+/// its default route, else of its first on one.
 pub fn publishing_address(kernel: &Kernel, sandbox: &str) -> Option<IpAddr> {
     kernel.live_netns(sandbox)?;
     let model: &Model = kernel.model;
     let on_bridge: Vec<_> = kernel
         .endpoints_of(sandbox)
         .iter()
-        .filter(|e| e.ifname.is_some() && model.networks[&e.network].driver == Driver::Bridge)
+        .filter(|e| e.ifname.is_some() && needs_forwarding_for(&model.networks[&e.network]))
         .collect();
     let chosen = on_bridge
         .iter()
@@ -219,7 +220,7 @@ pub fn publishing_address(kernel: &Kernel, sandbox: &str) -> Option<IpAddr> {
 }
 
 /// The running sandboxes that publish ports but have no address those ports could
-/// lead to (no endpoint on a bridge network).
+/// lead to (no endpoint on a bridge network that is not `internal`).
 pub fn unpublished(model: &Model) -> Vec<&str> {
     let kernel = Kernel::new(model);
     model
@@ -240,4 +241,85 @@ pub fn needs_forwarding(model: &Model) -> bool {
 /// Whether a network has a way out through the host.
 pub fn needs_forwarding_for(network: &Network) -> bool {
     network.driver == Driver::Bridge && network.bridge.is_some() && !network.internal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::Sources;
+
+    fn model(text: &str) -> Model {
+        let mut sources = Sources::default();
+        let id = sources.add("test.cnm", text);
+        crate::plan_scripts(&mut sources, &[id], &Model::empty())
+            .unwrap()
+            .0
+            .model
+    }
+
+    fn texts(model: &Model) -> Vec<(NftSet, String)> {
+        elements(&Kernel::new(model))
+            .into_iter()
+            .map(|e| (e.set, e.text))
+            .collect()
+    }
+
+    #[test]
+    fn a_network_is_isolated_and_masqueraded_unless_internal() {
+        let model = model(
+            "network out subnet 10.7.0.0/24 ipv6 fd00:7::/64\nnetwork in subnet 10.6.0.0/24 internal\n\
+             network mv driver macvlan parent eth0 subnet 10.5.0.0/24\n",
+        );
+        let s = |set, text: &str| (set, text.to_string());
+        assert_eq!(
+            texts(&model),
+            [
+                s(NftSet::Bridges, "\"cnm-out\""),
+                s(NftSet::SameBridge, "\"cnm-out\" . \"cnm-out\""),
+                s(NftSet::Subnets4, "10.7.0.0/24"),
+                s(NftSet::Masquerade4, "10.7.0.0/24"),
+                s(NftSet::Masquerade6, "fd00:7::/64"),
+                s(NftSet::Bridges, "\"cnm-in\""),
+                s(NftSet::SameBridge, "\"cnm-in\" . \"cnm-in\""),
+                s(NftSet::Subnets4, "10.6.0.0/24"),
+                s(NftSet::Internal, "\"cnm-in\""),
+            ]
+        );
+        assert!(needs_forwarding(&model));
+        assert!(!needs_forwarding(&self::model(
+            "network in subnet 10.6.0.0/24 internal\n"
+        )));
+        assert!(
+            texts(&self::model("sandbox a mode none\n")).is_empty(),
+            "no network, no table"
+        );
+    }
+
+    #[test]
+    fn published_ports_lead_to_the_address_with_a_way_out_of_a_running_sandbox() {
+        let model = model(
+            "network in subnet 10.6.0.0/24 internal\nnetwork out subnet 10.7.0.0/24\n\
+             sandbox web mode none\nconnect web to in\nconnect web to out\n\
+             publish web 8080:80\npublish web 5353:53/udp host-ip 127.0.0.1\n\
+             sandbox idle mode none\nconnect idle to out\npublish idle 9000:9000\nstop idle\n\
+             sandbox lonely mode none\nconnect lonely to in\npublish lonely 9001:80\n",
+        );
+        let published: Vec<_> = texts(&model)
+            .into_iter()
+            .filter(|(set, _)| matches!(set, NftSet::PublishAny | NftSet::PublishAt))
+            .collect();
+        assert_eq!(
+            published,
+            [
+                (NftSet::PublishAny, "tcp . 8080 : 10.7.0.2 . 80".to_string()),
+                (
+                    NftSet::PublishAt,
+                    "127.0.0.1 . udp . 5353 : 10.7.0.2 . 53".to_string()
+                ),
+            ],
+            "a stopped sandbox publishes nothing; an internal address is never a target"
+        );
+        assert_eq!(unpublished(&model), ["lonely"]);
+        assert_eq!(NftSet::PublishAt.key(&published[1].1), "127.0.0.1 . udp . 5353");
+    }
 }
