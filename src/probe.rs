@@ -85,13 +85,15 @@ fn udp(address: SocketAddr, timeout: Duration) -> io::Result<Answer> {
     };
     let socket = UdpSocket::bind(local)?;
     socket.set_read_timeout(Some(timeout))?;
-    if let Err(e) = socket.send_to(UDP_HELLO, address) {
+    // Connected, the socket hears of ICMP errors (a closed port, a firewall's refusal)
+    // at once, and takes answers from `address` only.
+    socket.connect(address)?;
+    if let Err(e) = socket.send(UDP_HELLO) {
         return Ok(Answer::NotReached(why(&e)));
     }
     let mut buffer = [0u8; 64];
-    Ok(match socket.recv_from(&mut buffer) {
-        Ok((_, from)) if from == address => Answer::Reached,
-        Ok((_, from)) => Answer::NotReached(format!("the answer came from {from}")),
+    Ok(match socket.recv(&mut buffer) {
+        Ok(_) => Answer::Reached,
         Err(e) => Answer::NotReached(why(&e)),
     })
 }
@@ -155,11 +157,44 @@ fn echo(target: IpAddr, timeout: Duration) -> io::Result<Answer> {
         let Some(icmp) = icmp.filter(|icmp| icmp.len() >= 8) else {
             continue;
         };
-        let from_target = from.as_socket().map(|a| a.ip()) == Some(target);
-        if from_target && icmp[0] == reply && icmp[4..6] == id.to_be_bytes() {
+        let from = from.as_socket().map(|a| a.ip());
+        if from == Some(target) && icmp[0] == reply && icmp[4..6] == id.to_be_bytes() {
             return Ok(Answer::Reached);
         }
+        if let Some(reason) = unreachable(icmp, target, request, id) {
+            let from = from.map_or_else(String::new, |from| format!(" (from {from})"));
+            return Ok(Answer::NotReached(format!("{reason}{from}")));
+        }
     }
+}
+
+/// Why the ICMP message `icmp` says our echo request to `target` cannot arrive, if it
+/// is a "destination unreachable" about that request: a router (a firewall, say) said
+/// so, and there is no need to wait any longer.
+fn unreachable(icmp: &[u8], target: IpAddr, request: u8, id: u16) -> Option<String> {
+    let reason = match (target, icmp[0], icmp[1]) {
+        (IpAddr::V4(_), 3, 0) | (IpAddr::V6(_), 1, 0) => "no route to it",
+        (IpAddr::V4(_), 3, 1) | (IpAddr::V6(_), 1, 3) => "host unreachable",
+        (IpAddr::V4(_), 3, 9 | 10 | 13) | (IpAddr::V6(_), 1, 1) => "refused: administratively prohibited",
+        (IpAddr::V4(_), 3, _) | (IpAddr::V6(_), 1, _) => "unreachable",
+        _ => return None,
+    };
+    // The message quotes the packet that failed: its IP header, then our ICMP header.
+    let quoted = &icmp[8..];
+    let (destination, inner) = match target {
+        IpAddr::V4(_) => {
+            let header = usize::from(*quoted.first()? & 0x0f) * 4;
+            let address: [u8; 4] = quoted.get(16..20)?.try_into().ok()?;
+            (IpAddr::from(address), quoted.get(header..)?)
+        }
+        IpAddr::V6(_) => {
+            let address: [u8; 16] = quoted.get(24..40)?.try_into().ok()?;
+            (IpAddr::from(address), quoted.get(40..)?)
+        }
+    };
+    let ours =
+        destination == target && inner.len() >= 6 && inner[0] == request && inner[4..6] == id.to_be_bytes();
+    ours.then(|| reason.to_string())
 }
 
 /// A number that tells this thread from the others of the process.

@@ -4,8 +4,9 @@
 //! rules come and go as elements, without rule handles.
 //!
 //! - isolation: no forwarding between two cnm bridges, nor in or out of an `internal`
-//!   one, whatever the host's `ip_forward` says; traffic within one bridge passes (it
-//!   reaches this hook only where `br_netfilter` is loaded);
+//!   one, whatever the host's `ip_forward` says (refused with an ICMP "administratively
+//!   prohibited"); traffic within one bridge passes (it reaches this hook only where
+//!   `br_netfilter` is loaded);
 //! - outbound NAT: traffic from a network that is not `internal` leaving through
 //!   anything but a cnm bridge is masqueraded;
 //! - published ports: traffic to a host address (from outside, from sandboxes, from the
@@ -115,9 +116,13 @@ pub fn table_lines() -> Vec<String> {
         format!("add chain {t} forward {{ type filter hook forward priority filter; policy accept; }}"),
         format!("add rule {t} forward ct status dnat accept"),
         format!("add rule {t} forward iifname . oifname @same_bridge accept"),
-        format!("add rule {t} forward iifname @internal drop"),
-        format!("add rule {t} forward oifname @internal drop"),
-        format!("add rule {t} forward iifname @bridges oifname @bridges drop"),
+        // Refused, not dropped: a sandbox that tries learns it at once (an ICMP error), so
+        // `expect … cannot reach` takes a round trip, not its timeout.
+        format!("add rule {t} forward iifname @internal reject with icmpx type admin-prohibited"),
+        format!("add rule {t} forward oifname @internal reject with icmpx type admin-prohibited"),
+        format!(
+            "add rule {t} forward iifname @bridges oifname @bridges reject with icmpx type admin-prohibited"
+        ),
         // Bridges route 127.0.0.0/8 for ports published on loopback: nothing from a
         // sandbox reaches the host's loopback services that way.
         format!("add chain {t} guard {{ type filter hook prerouting priority raw; policy accept; }}"),
