@@ -32,7 +32,7 @@ const STATEMENTS: &[Statement] = &[
             ("ipv6 CIDR", "an IPv6 subnet too: dual stack"),
             ("bridge IFNAME", "the kernel bridge's name (default cnm-NAME)"),
             ("mtu N", "the MTU of the bridge and its veths (default 1500)"),
-            ("internal", "its endpoints never carry a sandbox's default route"),
+            ("internal", "no way out: no default route, no NAT, nothing forwarded in or out"),
             ("parent IFNAME", "the host interface a macvlan network sits on"),
         ],
         example: "network backend subnet 10.1.0.0/24 gateway 10.1.0.1 mtu 1400",
