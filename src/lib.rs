@@ -4,6 +4,24 @@
 //! text ─[`syntax`]→ syntax tree ─[`check`]→ desired [`model`] ─[`plan`]→ kernel operations.
 //! [`state`] holds the committed model; [`cli`] is the command line over all of it.
 
+/// Writes a line to standard output. A closed output (`cnm show | head -1`) loses the
+/// line; it never aborts what is under way, as `println!` would.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Writes a line to standard error, in one write; a closed standard error
+/// (`cnm apply … 2>&1 | head`) loses the line and never aborts a transaction half-way.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = std::io::stderr().write_all(format!("{}\n", format_args!($($arg)*)).as_bytes());
+    }};
+}
+
 pub mod backend;
 pub mod check;
 pub mod cli;

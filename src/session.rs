@@ -120,7 +120,7 @@ impl Session {
             backend: None,
             variables: Variables::new(),
             interrupt: Interrupt::default(),
-            notice: Box::new(|text| eprintln!("cnm: {text}")),
+            notice: Box::new(|text| note!("cnm: {text}")),
         }
     }
 

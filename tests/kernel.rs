@@ -777,38 +777,78 @@ fn a_refused_undo_is_reported_and_finished_by_the_next_command() {
     );
 }
 
+/// SIGTERM, and SIGHUP (a dropped SSH session), stop an apply the way Ctrl-C does: it
+/// rolls back and says so.
 #[test]
-fn sigterm_during_an_apply_rolls_it_back() {
-    in_namespaces("sigterm_during_an_apply_rolls_it_back", |env| {
-        let child = env
-            .command(&["apply", "scripts/fleet.cnm"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let journal = env.state.join("journal.jsonl");
-        let started = Instant::now();
-        while std::fs::read_to_string(&journal)
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-            < 200
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the apply never got going"
-            );
-            std::thread::sleep(Duration::from_millis(2));
+fn a_stop_signal_during_an_apply_rolls_it_back() {
+    in_namespaces("a_stop_signal_during_an_apply_rolls_it_back", |env| {
+        for signal in ["TERM", "HUP"] {
+            let child = env
+                .command(&["apply", "scripts/fleet.cnm"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let journal = env.state.join("journal.jsonl");
+            let started = Instant::now();
+            let lines = || {
+                std::fs::read_to_string(&journal)
+                    .map(|t| t.lines().count())
+                    .unwrap_or(0)
+            };
+            let before = lines();
+            while lines() < before + 200 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "the apply never got going"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            run("kill", &[&format!("-{signal}"), &child.id().to_string()]);
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "SIG{signal}: {err}");
+            assert!(err.contains("apply interrupted before step"), "{err}");
+            assert!(err.contains("rolled back:"), "{err}");
+            assert_eq!(namespaces(), Vec::<String>::new(), "SIG{signal}");
+            assert_eq!(env.state_json(), None, "SIG{signal}");
+            let log = env.cnm_ok(&["log"]);
+            assert!(log.contains("rolled back: interrupted"), "{log}");
         }
-        run("kill", &["-TERM", &child.id().to_string()]);
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains("apply interrupted before step"), "{err}");
-        assert!(err.contains("rolled back:"), "{err}");
-        assert_eq!(namespaces(), Vec::<String>::new());
-        assert_eq!(env.state_json(), None);
-        let log = env.cnm_ok(&["log"]);
-        assert!(log.contains("rolled back: interrupted"), "{log}");
+    });
+}
+
+/// A reader that goes away (`cnm apply … 2>&1 | head -1`) costs cnm its output, never
+/// its transaction: the apply completes, exits 0, and the kernel holds what state.json
+/// says; `show` into a closed pipe exits 0 too.
+#[test]
+fn a_closed_output_never_aborts_a_transaction() {
+    in_namespaces("a_closed_output_never_aborts_a_transaction", |env| {
+        let command = env.command(&["apply", "scripts/fleet.cnm"]);
+        let args: Vec<String> = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|a| format!("'{}'", a.to_string_lossy()))
+            .collect();
+        let script = format!(
+            "{} 2>&1 | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}",
+            args.join(" ")
+        );
+        let status = run("bash", &["-c", &script]);
+        assert_eq!(status.trim(), "0", "the apply went through");
+        let state: Value = serde_json::from_str(&env.state_json().unwrap()).unwrap();
+        let mut sandboxes: Vec<String> = state["sandboxes"].as_object().unwrap().keys().cloned().collect();
+        sandboxes.sort();
+        assert_eq!(sandboxes.len(), 100, "{sandboxes:?}");
+        assert_eq!(namespaces(), sandboxes, "the kernel holds what state.json says");
+
+        let show = env.command(&["show"]);
+        let args: Vec<String> = std::iter::once(show.get_program())
+            .chain(show.get_args())
+            .map(|a| format!("'{}'", a.to_string_lossy()))
+            .collect();
+        let script = format!("{} | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}", args.join(" "));
+        assert_eq!(run("bash", &["-c", &script]).trim(), "0");
+        env.cnm_ok(&["destroy"]);
     });
 }
 

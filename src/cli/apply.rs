@@ -26,7 +26,7 @@ extern "C" fn request_stop(_: libc::c_int) {
     }
 }
 
-/// Makes SIGINT and SIGTERM stop `session`'s transactions (which then roll back),
+/// Makes SIGINT, SIGTERM and SIGHUP stop `session`'s transactions (which then roll back),
 /// rather than the process.
 pub fn stop_on_signals(session: &Session) {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
@@ -38,7 +38,8 @@ pub fn stop_on_signals(session: &Session) {
         SaFlags::empty(),
         SigSet::empty(),
     );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+    // A dropped SSH session (SIGHUP) is a stop like Ctrl-C: roll back, never half-apply.
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: the handler only touches atomics, which is async-signal-safe.
         let _ = unsafe { sigaction(signal, &action) };
     }
@@ -69,7 +70,7 @@ pub fn apply(settings: &Settings, files: &[PathBuf], dry_run: bool) -> Result<Ex
     );
     let failed = actions::print(&outcomes);
     if failed > 0 {
-        eprintln!(
+        note!(
             "error: {} failed; the topology stays as applied",
             plural(failed, "statement")
         );
@@ -93,9 +94,9 @@ pub fn undo(settings: &Settings) -> Result<ExitCode, Failure> {
     let mut session = settings.session();
     stop_on_signals(&session);
     match session.undo(progress(&settings.etc_dir).as_mut())? {
-        None => println!("Nothing to undo: no committed transaction is left to take back."),
+        None => say!("Nothing to undo: no committed transaction is left to take back."),
         Some((undone, applied)) => {
-            println!("Undid transaction {undone}.");
+            say!("Undid transaction {undone}.");
             report_applied(&applied, "It had changed nothing in the kernel.");
         }
     }
@@ -105,7 +106,7 @@ pub fn undo(settings: &Settings) -> Result<ExitCode, Failure> {
 /// The summary of a transaction, or `nothing` when it had nothing to do.
 pub fn report_applied(applied: &Applied, nothing: &str) {
     if applied.plan.is_empty() {
-        println!("{nothing}");
+        say!("{nothing}");
     } else {
         print_done(&applied.plan, "Applied");
     }
@@ -140,7 +141,7 @@ pub fn warn_unpublished(model: &crate::model::Model, actions: &[Action], sources
         let place = format!("{file}:{}", at.line);
         // A statement in a loop is said once.
         if !places.contains(&place) {
-            eprintln!(
+            note!(
                 "cnm: warning: {place}: sandbox {sandbox} has no address on a bridge network that is \
                  not internal, so the ports it publishes lead nowhere; connect it to one"
             );
@@ -202,7 +203,7 @@ struct Lines<'a>(&'a Path);
 impl Progress for Lines<'_> {
     fn step(&mut self, index: usize, total: usize, op: &Op) {
         let width = total.to_string().len();
-        eprintln!("[{:>width$}/{total}] {}", index + 1, op.command(self.0));
+        note!("[{:>width$}/{total}] {}", index + 1, op.command(self.0));
     }
 
     fn finish(&mut self) {}

@@ -108,7 +108,7 @@ impl Console {
     pub fn abort(&mut self) -> bool {
         match self.queued.take() {
             Some(queued) => {
-                eprintln!(
+                note!(
                     "cnm: the open transaction was aborted: {} not applied",
                     plural(statement_count(&queued), "queued statement")
                 );
@@ -132,7 +132,7 @@ impl Console {
             ["commit"] => self.commit(),
             ["abort"] => {
                 if !self.abort() {
-                    eprintln!("cnm: no transaction is open");
+                    note!("cnm: no transaction is open");
                 }
                 Ok(())
             }
@@ -145,7 +145,7 @@ impl Console {
                 Ok(())
             }
             ["dry-run"] => {
-                println!("dry-run is {}", if self.dry_run { "on" } else { "off" });
+                say!("dry-run is {}", if self.dry_run { "on" } else { "off" });
                 Ok(())
             }
             ["show"] => show::show(&self.settings).map(drop),
@@ -206,7 +206,7 @@ impl Console {
             self.session.check(&mut sources, &[id])?;
             let queued = self.queued.as_mut().expect("checked above");
             queued.push_str(&format!("{entry}\n"));
-            println!(
+            say!(
                 "queued ({} in this transaction; `commit` applies them)",
                 plural(statement_count(queued), "statement")
             );
@@ -231,7 +231,7 @@ impl Console {
                         .sandbox()
                         .is_none_or(|name| checked.model.sandboxes.get(name).is_some_and(|s| s.is_running()));
                     if !stays {
-                        eprintln!(
+                        note!(
                             "cnm: serve {} {} port {} ends: the sandbox goes",
                             responder.sandbox().unwrap_or_default(),
                             responder.protocol,
@@ -287,7 +287,7 @@ impl Console {
 
     fn plan(&mut self) -> Result<(), Failure> {
         let Some(queued) = &self.queued else {
-            println!("No transaction is open: each statement is applied as it is typed (`begin` opens one).");
+            say!("No transaction is open: each statement is applied as it is typed (`begin` opens one).");
             return Ok(());
         };
         let mut sources = Sources::default();
@@ -305,7 +305,7 @@ impl Console {
             ));
         }
         self.queued = Some(String::new());
-        println!("transaction open: statements are queued until `commit` (or `abort`)");
+        say!("transaction open: statements are queued until `commit` (or `abort`)");
         Ok(())
     }
 
@@ -327,9 +327,9 @@ impl Console {
             ));
         }
         match self.session.undo(&mut Quiet)? {
-            None => println!("Nothing to undo."),
+            None => say!("Nothing to undo."),
             Some((undone, applied)) => {
-                println!("undid transaction {undone}");
+                say!("undid transaction {undone}");
                 self.print_operations(&applied.plan, "applied");
             }
         }
@@ -346,7 +346,7 @@ impl Console {
                 crate::io_reason::io_reason(&e)
             ))
         })?;
-        println!("saved the committed state to {}", file.display());
+        say!("saved the committed state to {}", file.display());
         Ok(())
     }
 
@@ -399,7 +399,7 @@ pub fn piped(settings: Settings) -> std::process::ExitCode {
         let line = match line {
             Ok(line) => line,
             Err(error) => {
-                eprintln!(
+                note!(
                     "error: cannot read standard input: {}",
                     crate::io_reason::io_reason(&error)
                 );

@@ -352,7 +352,7 @@ pub fn main() -> ExitCode {
                 settings.etc_dir = dirs.etc_dir;
             }
             Err(message) => {
-                eprintln!("error: cannot isolate: {message}");
+                note!("error: cannot isolate: {message}");
                 return ExitCode::from(1);
             }
         }
@@ -405,7 +405,7 @@ fn check(settings: &Settings, files: &[PathBuf]) -> Result<ExitCode, Failure> {
     let (mut sources, ids) = load(files)?;
     settings.session().check(&mut sources, &ids)?;
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    eprintln!("{}: no errors", names.join(", "));
+    note!("{}: no errors", names.join(", "));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -151,14 +151,14 @@ pub fn run(settings: Settings) -> ExitCode {
     let mut editor: Editor<Helper, FileHistory> = match Editor::with_config(config) {
         Ok(editor) => editor,
         Err(error) => {
-            eprintln!("error: cannot start the line editor: {error}");
+            note!("error: cannot start the line editor: {error}");
             return ExitCode::from(1);
         }
     };
     let _ = editor.history_mut().ignore_dups(true);
     let mut history = HistoryFile::at(&settings.state_dir);
     history.load(&mut editor);
-    println!("{}", welcome(&settings));
+    say!("{}", welcome(&settings));
     // Made after the editor, which installs a SIGINT handler of its own when it is
     // made: the console's must be the one in force while a statement applies.
     // (rustyline's `signal-hook` feature would leave SIGINT alone, but with it keys
@@ -220,7 +220,7 @@ fn read_entry(editor: &mut Editor<Helper, FileHistory>, prompt: &str) -> Read {
             Err(ReadlineError::Interrupted) => return Read::Cancelled,
             Err(ReadlineError::Eof) => return Read::End,
             Err(error) => {
-                eprintln!("error: cannot read the terminal: {error}");
+                note!("error: cannot read the terminal: {error}");
                 return Read::End;
             }
         }
@@ -300,7 +300,7 @@ impl HistoryFile {
     fn load(&self, editor: &mut Editor<Helper, FileHistory>) {
         if self.path.exists() {
             if let Err(error) = editor.load_history(&self.path) {
-                eprintln!("cnm: cannot read the history {}: {error}", self.path.display());
+                note!("cnm: cannot read the history {}: {error}", self.path.display());
             }
         }
     }
@@ -316,7 +316,7 @@ impl HistoryFile {
         }
         if let Err(error) = editor.append_history(&self.path) {
             if !self.warned {
-                eprintln!(
+                note!(
                     "cnm: the history is not kept: cannot write {}: {error}",
                     self.path.display()
                 );
@@ -330,9 +330,9 @@ impl HistoryFile {
 fn print_history(history: &FileHistory) {
     for (index, entry) in history.iter().enumerate() {
         let mut lines = entry.lines();
-        println!("{:>5}  {}", index + 1, lines.next().unwrap_or(""));
+        say!("{:>5}  {}", index + 1, lines.next().unwrap_or(""));
         for line in lines {
-            println!("       {line}");
+            say!("       {line}");
         }
     }
 }

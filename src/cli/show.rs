@@ -165,7 +165,7 @@ pub fn inspect(settings: &Settings, name: &str) -> Result<ExitCode, Failure> {
             "no network, sandbox or endpoint named `{name}`{hint}"
         )));
     };
-    println!(
+    say!(
         "{}",
         serde_json::to_string_pretty(&json!([value])).expect("JSON serialises")
     );
@@ -333,7 +333,7 @@ pub fn log(settings: &Settings) -> Result<ExitCode, Failure> {
         ]);
     }
     if rows.len() == 1 {
-        println!("No transactions yet.");
+        say!("No transactions yet.");
     } else {
         let _ = std::io::stdout().write_all(super::show::table(&rows).as_bytes());
     }

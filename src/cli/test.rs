@@ -55,9 +55,9 @@ pub fn test(files: &[PathBuf], junit: Option<&Path>, json: bool) -> Result<ExitC
     }
     if json {
         let report = serde_json::json!({ "passed": passed, "failed": failed, "scripts": results });
-        println!("{report:#}");
+        say!("{report:#}");
     } else {
-        println!("{passed} passed, {failed} failed");
+        say!("{passed} passed, {failed} failed");
     }
     Ok(if failed > 0 {
         ExitCode::from(1)
