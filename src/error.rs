@@ -318,6 +318,9 @@ pub enum ErrorKind {
         differences: String,
     },
 
+    #[error("word too long: {reason}")]
+    ExpansionTooLong { reason: String },
+
     #[error("host port {port} is already published by sandbox `{holder}` ({mapping})")]
     PortTaken {
         port: String,
@@ -374,6 +377,7 @@ impl ErrorKind {
             IncludeCycle { .. } => "include-cycle",
             ConfigConflict { .. } => "config-conflict",
             PortTaken { .. } => "port-taken",
+            ExpansionTooLong { .. } => "expansion-too-long",
         }
     }
 
@@ -423,6 +427,7 @@ impl ErrorKind {
             IncludeCycle { .. } => "closes the cycle".into(),
             ConfigConflict { .. } => "differs from what exists".into(),
             PortTaken { holder, .. } => format!("taken by {holder}"),
+            ExpansionTooLong { .. } => "expands too far".into(),
         }
     }
 
@@ -507,6 +512,9 @@ impl ErrorKind {
             ConfigConflict { kind, name, .. } => Some(format!(
                 "declarations must match what exists; `remove {kind} {name}` first to change it"
             )),
+            ExpansionTooLong { .. } => Some(
+                "a variable that contains itself twice doubles at each `let`; build long values another way".into(),
+            ),
             PortTaken { holder, .. } => Some(format!(
                 "a host port leads to one sandbox: pick another, or `remove sandbox {holder}` first"
             )),

@@ -870,3 +870,66 @@ fn cnm_test_counts_expectations_and_reports_for_ci() {
     );
     assert_eq!(report["scripts"][0]["outcomes"].as_array().unwrap().len(), 3);
 }
+
+/// A script that is no regular file, or too large, is refused at once with why (and the
+/// size), before anything is read into memory: /dev/zero, a FIFO nobody writes, a
+/// directory, 17 MiB of comments; standard input is bounded the same way. Includes nest
+/// at most 32 deep.
+#[test]
+fn scripts_that_are_no_regular_file_or_too_large_are_refused() {
+    let state = StateDir::new("bombs");
+    let fifo = state.0.join("fifo.cnm");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let big = state.0.join("big.cnm");
+    std::fs::write(&big, "#".repeat(17 << 20)).unwrap();
+    let dir = state.0.join("dir.cnm");
+    std::fs::create_dir(&dir).unwrap();
+    let cases = [
+        ("/dev/zero".to_string(), "it is not a regular file".to_string()),
+        (fifo.display().to_string(), "it is not a regular file".to_string()),
+        (dir.display().to_string(), "it is a directory".to_string()),
+        (
+            big.display().to_string(),
+            "it is 17.0 MiB, more than the 16 MiB a script may hold".to_string(),
+        ),
+    ];
+    for (path, reason) in cases {
+        let out = cnm(&state, &["check", &path]);
+        assert_eq!(out.status.code(), Some(1), "{path}");
+        assert_eq!(stderr(&out), format!("error: cannot read {path}: {reason}\n"));
+    }
+
+    let mut child = Command::new(CNM)
+        .args(["check", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    // The reader stops at the bound: the writer sees a closed pipe, not a hang.
+    let _ = std::io::Write::write_all(&mut input, "#".repeat(17 << 20).as_bytes());
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: cannot read standard input: it holds more than 16 MiB\n"
+    );
+
+    // 40 files, each including the next.
+    for i in 0..40 {
+        std::fs::write(
+            state.0.join(format!("i{i}.cnm")),
+            format!("include i{}.cnm\n", i + 1),
+        )
+        .unwrap();
+    }
+    std::fs::write(state.0.join("i40.cnm"), "sandbox deep\n").unwrap();
+    let out = cnm(&state, &["check", state.0.join("i0.cnm").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("includes nest more than 32 deep"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -612,6 +612,16 @@ fn port_taken_in_the_committed_state() {
 }
 
 #[test]
+fn a_variable_that_doubles_itself_is_stopped() {
+    let mut script = String::from("let a = x\n");
+    for _ in 0..33 {
+        script.push_str("let a = $a$a\n");
+    }
+    script.push_str("sandbox s$a\n");
+    snapshot("expansion_too_long", &["expansion-too-long"], &script);
+}
+
+#[test]
 fn invalid_duration() {
     snapshot(
         "invalid_duration",

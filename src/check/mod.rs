@@ -25,7 +25,6 @@ pub use network::{LONGEST_PREFIX_V4, LONGEST_PREFIX_V6};
 pub use suggest::closest as suggest_name;
 
 use crate::error::{Diagnostic, ErrorKind};
-use crate::io_reason::io_reason;
 use crate::model::{Model, ObjectKind};
 use crate::syntax::{self, Ident, Opt, Sources, Span, Statement, StatementKind, Word, WordPart};
 
@@ -33,8 +32,13 @@ use crate::syntax::{self, Ident, Opt, Sources, Span, Statement, StatementKind, W
 const LOOP_LIMIT: u64 = 100_000;
 /// The most turns all the loops of a script may run together (nested loops multiply).
 const TOTAL_LOOP_LIMIT: u64 = 1_000_000;
-/// The largest file `include` reads.
-const INCLUDE_LIMIT: u64 = 16 << 20;
+/// How deep includes may nest.
+const INCLUDE_DEPTH_LIMIT: usize = 32;
+/// The most bytes one word may expand to, and all the script's words together: a
+/// variable that doubles itself 33 times would otherwise take gigabytes.
+const WORD_LIMIT: usize = 64 << 10;
+/// (In bytes.)
+const TOTAL_EXPANSION_LIMIT: usize = 64 << 20;
 
 /// What a script asks for: the desired model, the statement behind each object it
 /// touched, and the actions (`exec`, `expect`, `serve`) to run once it is applied.
@@ -154,6 +158,8 @@ struct Checker<'a> {
     include_stack: Vec<PathBuf>,
     /// Loop turns run so far, against TOTAL_LOOP_LIMIT.
     loop_turns: u64,
+    /// Bytes of words expanded so far, against TOTAL_EXPANSION_LIMIT.
+    expanded: usize,
 }
 
 impl<'a> Checker<'a> {
@@ -187,6 +193,7 @@ impl<'a> Checker<'a> {
             errors: Vec::new(),
             include_stack: Vec::new(),
             loop_turns: 0,
+            expanded: 0,
         }
     }
 
@@ -335,27 +342,13 @@ impl<'a> Checker<'a> {
             path: text.clone(),
             reason,
         };
-        // Only a regular file of sane size: not a FIFO that blocks, nor /dev/zero.
-        match std::fs::metadata(&resolved) {
-            Ok(meta) if !meta.is_file() => {
-                let reason = if meta.is_dir() {
-                    "it is a directory"
-                } else {
-                    "it is not a regular file"
-                };
-                return self.error(unreadable(reason.into()), path.span);
-            }
-            Ok(meta) if meta.len() > INCLUDE_LIMIT => {
-                return self.error(
-                    unreadable(format!("it is larger than {} MiB", INCLUDE_LIMIT >> 20)),
-                    path.span,
-                )
-            }
-            _ => {}
+        if self.include_stack.len() >= INCLUDE_DEPTH_LIMIT {
+            let reason = format!("includes nest more than {INCLUDE_DEPTH_LIMIT} deep");
+            return self.error(unreadable(reason), path.span);
         }
-        let contents = match std::fs::read_to_string(&resolved) {
+        let contents = match syntax::read::script_file(&resolved) {
             Ok(contents) => contents,
-            Err(e) => return self.error(unreadable(io_reason(&e)), path.span),
+            Err(reason) => return self.error(unreadable(reason), path.span),
         };
         let Some(canonical) = canonical(&resolved) else {
             return self.error(unreadable("cannot resolve its path".into()), path.span);
@@ -388,8 +381,23 @@ impl<'a> Checker<'a> {
 
     /// A word with its variables replaced; `None` (and an error) if one is undefined.
     fn expand(&mut self, word: &Word) -> Option<String> {
+        if self.expanded > TOTAL_EXPANSION_LIMIT {
+            return None;
+        }
         let mut text = String::new();
         for part in &word.parts {
+            let added = match part {
+                WordPart::Literal(s) => s.len(),
+                WordPart::Var { name, .. } => self.lookup(name).map_or(0, String::len),
+            };
+            if text.len() + added > WORD_LIMIT {
+                // Said once: a variable that grew too long would say it at every use.
+                if !self.errors.iter().any(|e| e.kind.code() == "expansion-too-long") {
+                    let reason = format!("it would expand to more than {} KiB", WORD_LIMIT >> 10);
+                    self.error(ErrorKind::ExpansionTooLong { reason }, word.span);
+                }
+                return None;
+            }
             match part {
                 WordPart::Literal(s) => text.push_str(s),
                 WordPart::Var { name, span } => match self.lookup(name) {
@@ -410,6 +418,15 @@ impl<'a> Checker<'a> {
                     }
                 },
             }
+        }
+        self.expanded += text.len();
+        if self.expanded > TOTAL_EXPANSION_LIMIT {
+            let reason = format!(
+                "the script's words would expand to more than {} MiB in all",
+                TOTAL_EXPANSION_LIMIT >> 20
+            );
+            self.error(ErrorKind::ExpansionTooLong { reason }, word.span);
+            return None;
         }
         Some(text)
     }

@@ -11,14 +11,13 @@ mod run;
 mod show;
 mod test;
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::io_reason::io_reason;
 use crate::plan;
 use crate::session::{Config, Session};
 use crate::syntax::{FileId, Sources};
@@ -442,15 +441,12 @@ fn load(files: &[PathBuf]) -> Result<(Sources, Vec<FileId>), Failure> {
     let mut ids = Vec::new();
     for path in files {
         let (name, text) = if path.as_os_str() == "-" {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| Failure::Message(format!("cannot read standard input: {}", io_reason(&e))))?;
+            let text = crate::syntax::read::bounded(std::io::stdin().lock())
+                .map_err(|reason| Failure::Message(format!("cannot read standard input: {reason}")))?;
             ("<stdin>".to_string(), text)
         } else {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Failure::Message(format!("cannot read {}: {}", path.display(), io_reason(&e)))
-            })?;
+            let text = crate::syntax::read::script_file(path)
+                .map_err(|reason| Failure::Message(format!("cannot read {}: {reason}", path.display())))?;
             (path.display().to_string(), text)
         };
         ids.push(sources.add(name, text));

@@ -3,6 +3,7 @@
 mod ast;
 mod complete;
 mod parser;
+pub mod read;
 mod source;
 
 pub use ast::*;
