@@ -318,6 +318,16 @@ pub enum ErrorKind {
         differences: String,
     },
 
+    #[error("subnet {subnet} is too large: it would take in the addresses of other networks, the host's LAN and the internet")]
+    SubnetTooLarge { subnet: String, shortest_prefix: u8 },
+
+    #[error("subnet {subnet} overlaps the host's own network: {address} on {interface}")]
+    SubnetOnHost {
+        subnet: String,
+        address: String,
+        interface: String,
+    },
+
     #[error("word too long: {reason}")]
     ExpansionTooLong { reason: String },
 
@@ -378,6 +388,8 @@ impl ErrorKind {
             ConfigConflict { .. } => "config-conflict",
             PortTaken { .. } => "port-taken",
             ExpansionTooLong { .. } => "expansion-too-long",
+            SubnetTooLarge { .. } => "subnet-too-large",
+            SubnetOnHost { .. } => "subnet-on-host",
         }
     }
 
@@ -428,6 +440,8 @@ impl ErrorKind {
             ConfigConflict { .. } => "differs from what exists".into(),
             PortTaken { holder, .. } => format!("taken by {holder}"),
             ExpansionTooLong { .. } => "expands too far".into(),
+            SubnetTooLarge { .. } => "too large".into(),
+            SubnetOnHost { .. } => "the host's network".into(),
         }
     }
 
@@ -511,6 +525,12 @@ impl ErrorKind {
             IncludeCycle { .. } => Some("a file cannot include itself, directly or through others".into()),
             ConfigConflict { kind, name, .. } => Some(format!(
                 "declarations must match what exists; `remove {kind} {name}` first to change it"
+            )),
+            SubnetTooLarge { shortest_prefix, .. } => Some(format!(
+                "give the network a prefix of /{shortest_prefix} or longer, such as 10.1.0.0/24"
+            )),
+            SubnetOnHost { interface, .. } => Some(format!(
+                "pick a subnet that {interface} does not use (as Podman refuses it too), or leave `subnet` out to get a free one"
             )),
             ExpansionTooLong { .. } => Some(
                 "a variable that contains itself twice doubles at each `let`; build long values another way".into(),

@@ -30,6 +30,7 @@ pub mod exec;
 pub mod expect;
 pub mod export;
 pub mod graph;
+pub mod host;
 pub mod io_reason;
 pub mod journal;
 pub mod model;

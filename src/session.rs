@@ -5,6 +5,8 @@
 //! finishes what a crash left open. `cnm apply`, `plan`, `destroy`, `undo`, the REPL and
 //! piped scripts all go through it; none of them re-implements recovery or rollback.
 
+mod host_subnets;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -110,6 +112,9 @@ pub struct Session {
     interrupt: Interrupt,
     /// Where the session says what it does on its own: recovery, waiting for the lock.
     notice: Box<dyn FnMut(&str)>,
+    /// Whether new networks are checked against the host's own addresses and routes
+    /// (not on a simulated kernel, whose host is not this one).
+    reads_host: bool,
 }
 
 impl Session {
@@ -121,6 +126,7 @@ impl Session {
             variables: Variables::new(),
             interrupt: Interrupt::default(),
             notice: Box::new(|text| note!("cnm: {text}")),
+            reads_host: true,
         }
     }
 
@@ -128,6 +134,7 @@ impl Session {
     pub fn with_backend(config: Config, backend: Box<dyn Backend>) -> Session {
         Session {
             backend: Some(backend),
+            reads_host: false,
             ..Session::new(config)
         }
     }
@@ -294,6 +301,7 @@ impl Session {
     pub fn plan(&mut self, sources: &mut Sources, files: &[FileId]) -> Result<(Checked, Plan), Error> {
         let committed = self.committed()?;
         let mut checked = self.check_against(&committed, sources, files)?;
+        self.refuse_host_subnets(&committed, &checked, sources)?;
         self.decide_forwarding(&committed, &mut checked.model)?;
         let plan = plan::plan(&committed, &checked);
         self.refuse_dead_sandboxes(&committed, &plan, sources)?;
@@ -325,6 +333,7 @@ impl Session {
         let committed = journal.state()?;
         let mut checked = self.check_against(&committed, sources, files)?;
         vet(&checked, sources)?;
+        self.refuse_host_subnets(&committed, &checked, sources)?;
         self.decide_forwarding(&committed, &mut checked.model)?;
         let plan = plan::plan(&committed, &checked);
         self.refuse_dead_sandboxes(&committed, &plan, sources)?;
@@ -358,6 +367,7 @@ impl Session {
     ) -> Result<Applied, Error> {
         let committed = self.committed()?;
         let mut checked = self.check_against(&committed, sources, files)?;
+        self.refuse_host_subnets(&committed, &checked, sources)?;
         self.decide_forwarding(&committed, &mut checked.model)?;
         let plan = plan::plan(&committed, &checked);
         let mut kernel = simulated_kernel(&committed)?;

@@ -622,6 +622,33 @@ fn a_variable_that_doubles_itself_is_stopped() {
 }
 
 #[test]
+fn subnet_too_large() {
+    snapshot(
+        "subnet_too_large",
+        &["subnet-too-large"],
+        "network everything subnet 0.0.0.0/0\n",
+    );
+}
+
+/// Raised by the session, which reads the host's addresses (the real-kernel test
+/// `a_subnet_over_the_hosts_own_network_is_refused` makes it happen); rendered here as
+/// the checker's own diagnostics are.
+#[test]
+fn subnet_on_host() {
+    let text = "network lan subnet 192.168.100.0/24\n";
+    let mut sources = Sources::default();
+    let id = sources.add("test.cnm", text);
+    let kind = cnm::error::ErrorKind::SubnetOnHost {
+        subnet: "192.168.100.0/24".into(),
+        address: "192.168.100.5/24".into(),
+        interface: "eth0".into(),
+    };
+    let diagnostic = Diagnostic::new(kind, cnm::syntax::Span::new(id, 0, text.len() - 1));
+    let rendered = render(&sources, &[diagnostic]);
+    assert_diagnostics("subnet_on_host", &[], text, (Vec::new(), rendered));
+}
+
+#[test]
 fn invalid_duration() {
     snapshot(
         "invalid_duration",
@@ -764,6 +791,8 @@ fn subnets_too_small_at_the_ends_of_the_address_space() {
             "subnet-too-small",
         ),
         ("network a subnet 10.1.0.0/24 ipv6 ::/128\n", "subnet-too-small"),
+        ("network a subnet 0.0.0.0/0\n", "subnet-too-large"),
+        ("network a subnet 128.0.0.0/1\n", "subnet-too-large"),
     ] {
         let (codes, rendered) = check_text(&Model::empty(), text);
         assert_eq!(codes, [code], "{text}{rendered}");
@@ -773,7 +802,8 @@ fn subnets_too_small_at_the_ends_of_the_address_space() {
         "network a subnet 255.255.255.252/30\nsandbox s mode none\nconnect s to a\n",
         "network a driver macvlan parent eth0 subnet 255.255.255.252/30\nsandbox s mode none\nconnect s to a\n",
         "network a subnet 10.1.0.0/24 ipv6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126\nsandbox s mode none\nconnect s to a\n",
-        "network a subnet 0.0.0.0/0\nsandbox s mode none\nconnect s to a\n",
+        // The largest subnet there may be, at the bottom of the address space.
+        "network a subnet 0.0.0.0/8\nsandbox s mode none\nconnect s to a\n",
     ] {
         let (codes, rendered) = check_text(&Model::empty(), text);
         assert!(codes.is_empty(), "{text}{rendered}");

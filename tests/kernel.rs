@@ -1453,3 +1453,59 @@ fn a_rollback_restores_the_ruleset_and_leaves_other_tables_alone() {
         },
     );
 }
+
+/// A new network over the host's own LAN is refused, pointing at the statement and
+/// naming the host's address (the host would answer ARP for its LAN through the
+/// bridge); one over a host route is applied with a warning that names the route.
+/// Nothing is made for a refused script.
+#[test]
+fn a_subnet_over_the_hosts_own_network_is_refused() {
+    in_namespaces("a_subnet_over_the_hosts_own_network_is_refused", |env| {
+        run(
+            "ip",
+            &["link", "add", "lan0", "type", "veth", "peer", "name", "lan1"],
+        );
+        run("ip", &["addr", "add", "192.168.100.5/24", "dev", "lan0"]);
+        run("ip", &["link", "set", "lan0", "up"]);
+        run("ip", &["route", "add", "10.99.0.0/16", "dev", "lan0"]);
+        let before = env.kernel();
+
+        std::fs::write("/run/cnm-test/lan.cnm", "network lan subnet 192.168.0.0/16\n").unwrap();
+        for command in ["plan", "apply"] {
+            let out = env.cnm(&[command, "/run/cnm-test/lan.cnm"]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+            assert!(err.contains("cnm::subnet-on-host"), "{err}");
+            assert!(
+                err.contains(
+                    "subnet 192.168.0.0/16 overlaps the host's own network: 192.168.100.5/24 on lan0"
+                ),
+                "{err}"
+            );
+            assert!(
+                err.contains("/run/cnm-test/lan.cnm:1:1"),
+                "points at the statement: {err}"
+            );
+        }
+        assert_same_kernel(&before, &env.kernel(), "nothing made");
+        assert_eq!(env.state_json(), None);
+
+        std::fs::write("/run/cnm-test/routed.cnm", "network routed subnet 10.99.1.0/24\n").unwrap();
+        let out = env.cnm(&["apply", "/run/cnm-test/routed.cnm"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains(
+                "cnm: warning: /run/cnm-test/routed.cnm:1: network routed (10.99.1.0/24) overlaps the \
+                 host's route to 10.99.0.0/16 via lan0"
+            ),
+            "{err}"
+        );
+        let again = env.cnm(&["apply", "/run/cnm-test/routed.cnm"]);
+        assert!(
+            !String::from_utf8_lossy(&again.stderr).contains("warning"),
+            "said once, when made"
+        );
+        env.cnm_ok(&["destroy"]);
+    });
+}

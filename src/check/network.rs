@@ -17,6 +17,8 @@ use crate::syntax::{Opt, Span, Word};
 /// gateway besides its one endpoint, and a /32 has room for nothing; so for macvlan too,
 /// whose gateway is a router on the parent's link.
 pub const LONGEST_PREFIX_V4: u8 = 30;
+/// The shortest IPv4 prefix a network may have: a /8 is already a whole class A.
+pub const SHORTEST_PREFIX_V4: u8 = 8;
 /// The longest IPv6 prefix: a /126 holds the subnet-router anycast address (`::0`), the
 /// gateway (`::1`) and two endpoints; a /127 would hold the gateway alone.
 pub const LONGEST_PREFIX_V6: u8 = 126;
@@ -231,6 +233,15 @@ impl Checker<'_> {
                     subnet: subnet.to_string(),
                     driver,
                     longest_prefix: LONGEST_PREFIX_V4,
+                },
+                subnet_span,
+            );
+        }
+        if subnet.prefix() < SHORTEST_PREFIX_V4 {
+            self.error(
+                ErrorKind::SubnetTooLarge {
+                    subnet: subnet.to_string(),
+                    shortest_prefix: SHORTEST_PREFIX_V4,
                 },
                 subnet_span,
             );
