@@ -150,13 +150,16 @@ enum Command {
     ///
     /// Creates and removes bridges, namespaces, veth pairs, addresses, routes and
     /// /etc/netns files so that the kernel matches the scripts, printing each step (a
-    /// progress bar on a terminal). On the first refusal, or on Ctrl-C or SIGTERM, every
+    /// progress bar on a terminal). On the first refusal, or when stopped, every
     /// completed step is undone, last first, and the error names the statement, the
     /// operation and what was undone: the kernel and state.json are left as they were.
     /// If the kernel refuses an undo operation, the error lists what is left, and the
-    /// next cnm command runs those operations again. `exec`, `expect`, `serve` and
-    /// `publish` statements are checked but not carried out yet (a warning names them).
-    /// Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN), or --isolated.
+    /// next cnm command runs those operations again. `publish` is applied with the rest
+    /// (a DNAT element in cnm's nftables table); once committed, `exec` and `expect`
+    /// statements run in order, a line each, and a failed one makes the exit status 1
+    /// (the topology stays). `serve` is refused: it needs a cnm that stays (`cnm test`,
+    /// the REPL). Ctrl-C, SIGTERM and SIGHUP roll back. Needs root (CAP_NET_ADMIN,
+    /// CAP_SYS_ADMIN), or --isolated.
     #[command(
         after_help = "Exit status: 0 applied (or nothing to do); 1 errors (rolled back: nothing changed, \
 unless the error says the kernel refused part of the rollback)."
