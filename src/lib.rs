@@ -25,6 +25,7 @@ macro_rules! note {
 pub mod backend;
 pub mod check;
 pub mod cli;
+pub mod drift;
 pub mod error;
 pub mod exec;
 pub mod expect;
@@ -34,6 +35,7 @@ pub mod host;
 pub mod io_reason;
 pub mod journal;
 pub mod model;
+pub mod observe;
 pub mod plan;
 pub mod probe;
 pub mod report;

@@ -6,6 +6,7 @@
 //! piped scripts all go through it; none of them re-implements recovery or rollback.
 
 mod host_subnets;
+mod restore;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1509,3 +1509,81 @@ fn a_subnet_over_the_hosts_own_network_is_refused() {
         env.cnm_ok(&["destroy"]);
     });
 }
+
+/// Drift and restore: a veth, a namespace, a bridge and an address removed by hand are
+/// each named by `cnm status` (exit 2 with --detailed-exitcode); `cnm restore` makes
+/// them again, identical (`ip -j` and `nft -j` before and after), touching nothing
+/// else. A simulated reboot — every namespace and bridge gone — is restored whole.
+#[test]
+fn status_names_drift_and_restore_makes_it_again() {
+    in_namespaces("status_names_drift_and_restore_makes_it_again", |env| {
+        env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+        let applied = env.kernel();
+        assert_eq!(
+            env.cnm_ok(&["status"]),
+            "No drift: the kernel holds everything the committed state records.\n"
+        );
+        let a_end = host_end(env, "A.backend");
+        run("ip", &["link", "del", &a_end]);
+        run("ip", &["netns", "del", "C"]);
+        run("ip", &["link", "del", "cnm0"]);
+        run("ip", &["-n", "B", "addr", "del", "10.2.0.1/24", "dev", "eth1"]);
+
+        let out = env.cnm(&["status", "--detailed-exitcode"]);
+        assert_eq!(out.status.code(), Some(2));
+        let status = String::from_utf8_lossy(&out.stdout);
+        for line in [
+            "network bridge:\n  missing: ip link add cnm0 mtu 1500 type bridge\n".to_string(),
+            "sandbox C:\n  missing: ip netns add C\n".to_string(),
+            format!("endpoint A.backend:\n  missing: ip link add {a_end} mtu 1500 type veth"),
+            "endpoint B.frontend:\n  missing: ip -n B addr add 10.2.0.1/24 dev eth1\n".to_string(),
+            "endpoint web1.bridge:\n  missing: ip link set ".to_string(),
+        ] {
+            assert!(status.contains(&line), "{line}\nin:\n{status}");
+        }
+        let json: Value = serde_json::from_slice(&env.cnm(&["status", "--json"]).stdout).unwrap();
+        assert!(json
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["kind"] == "sandbox" && m["name"] == "C"));
+
+        let restored = env.cnm_ok(&["restore"]);
+        assert!(restored.starts_with("Restored: "), "{restored}");
+        assert_same_kernel(
+            &without_indexes(&applied),
+            &without_indexes(&env.kernel()),
+            "restored",
+        );
+        assert_eq!(
+            env.cnm_ok(&["restore"]),
+            "Nothing to restore: the kernel holds everything the committed state records.\n"
+        );
+        assert!(pings("A", "10.1.0.3"));
+        env.cnm_ok(&["destroy"]);
+
+        // A reboot: no namespace, no bridge, no firewall survive.
+        env.cnm_ok(&["apply", "scripts/fleet.cnm"]);
+        let fleet = env.kernel();
+        for netns in namespaces() {
+            run("ip", &["netns", "del", &netns]);
+        }
+        for bridge in ["cnm-east", "cnm-west"] {
+            run("ip", &["link", "del", bridge]);
+        }
+        run("nft", &["delete", "table", "inet", "cnm"]);
+        assert!(namespaces().is_empty());
+        // The kernel removes a deleted namespace's veths in the background.
+        assert!(eventually(|| ip_json(&["link", "show", "type", "veth"])
+            .as_array()
+            .unwrap()
+            .is_empty()));
+        env.cnm_ok(&["restore"]);
+        assert_same_kernel(
+            &without_indexes(&fleet),
+            &without_indexes(&env.kernel()),
+            "after a reboot",
+        );
+        env.cnm_ok(&["destroy"]);
+    });
+}

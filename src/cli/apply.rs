@@ -90,6 +90,19 @@ pub fn destroy(settings: &Settings) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn restore(settings: &Settings) -> Result<ExitCode, Failure> {
+    let mut session = settings.session();
+    stop_on_signals(&session);
+    match session.restore(progress(&settings.etc_dir).as_mut())? {
+        None => say!("Nothing to restore: the kernel holds everything the committed state records."),
+        Some(applied) => say!(
+            "Restored: {} made again.",
+            plural(applied.plan.steps.len(), "kernel operation")
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn undo(settings: &Settings) -> Result<ExitCode, Failure> {
     let mut session = settings.session();
     stop_on_signals(&session);

@@ -179,6 +179,29 @@ unless the error says the kernel refused part of the rollback)."
     /// Safe to run again: with nothing left, it does nothing.
     Destroy,
 
+    /// List what the committed state holds and the kernel lacks (drift).
+    ///
+    /// Reads the kernel — namespaces, links, masters, MTUs, up/down, addresses, default
+    /// routes, the sandboxes' /etc/netns files, cnm's nftables table and ip_forward — and
+    /// prints, for each object, every operation of the committed state whose effect is
+    /// missing: a veth deleted by hand, a namespace gone, an address changed. Objects that
+    /// are there and more than the state records (an extra address) are not listed.
+    Status {
+        /// Print the differences as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit 0 when the kernel holds everything the state records and 2 when not.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+
+    /// Make again what the committed state holds and the kernel lacks (after a reboot:
+    /// everything), as one transaction with rollback.
+    ///
+    /// The same names, addresses and MACs as recorded; what exists and matches is not
+    /// touched (`cnm status` lists what this would do). Needs root, or --isolated.
+    Restore,
+
     /// List the networks, sandboxes and endpoints of the committed state.
     Show,
 
@@ -374,6 +397,11 @@ pub fn main() -> ExitCode {
         } => plan(&settings, &files, json, detailed_exitcode),
         Command::Apply { files, dry_run } => apply::apply(&settings, &files, dry_run),
         Command::Destroy => apply::destroy(&settings),
+        Command::Status {
+            json,
+            detailed_exitcode,
+        } => show::status(&settings, json, detailed_exitcode),
+        Command::Restore => apply::restore(&settings),
         Command::Undo => apply::undo(&settings),
         Command::Show => show::show(&settings),
         Command::Inspect { name } => show::inspect(&settings, &name),

@@ -353,3 +353,38 @@ pub fn graph(settings: &Settings, format: crate::graph::Format) -> Result<ExitCo
     let _ = std::io::stdout().write_all(crate::graph::render(&model, format).as_bytes());
     Ok(ExitCode::SUCCESS)
 }
+
+/// `cnm status`: each object's missing operations, or that nothing is missing.
+pub fn status(settings: &Settings, json: bool, detailed_exitcode: bool) -> Result<ExitCode, Failure> {
+    let missing = settings.session().drift()?;
+    if json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&missing).expect("drift serialises")
+        );
+    } else if missing.is_empty() {
+        say!("No drift: the kernel holds everything the committed state records.");
+    } else {
+        let mut object = None;
+        for m in &missing {
+            let this = (m.kind, m.name.as_str());
+            if object != Some(this) {
+                match m.kind {
+                    Some(kind) => say!("{kind} {}:", m.name),
+                    None => say!("{}:", m.name),
+                }
+                object = Some(this);
+            }
+            say!("  missing: {}", m.command);
+        }
+        say!(
+            "{} missing; `cnm restore` makes {} again.",
+            crate::report::plural(missing.len(), "operation"),
+            if missing.len() == 1 { "it" } else { "them" }
+        );
+    }
+    Ok(match (detailed_exitcode, missing.is_empty()) {
+        (true, false) => ExitCode::from(2),
+        _ => ExitCode::SUCCESS,
+    })
+}

@@ -1,0 +1,61 @@
+//! `status` and `restore`: the committed state against the kernel as read, and the
+//! transaction that makes again what the kernel lacks.
+
+use super::{Applied, Error, Session};
+use crate::drift::{self, Missing, Observed};
+use crate::exec::Progress;
+use crate::plan::{Plan, Step};
+
+impl Session {
+    /// What the committed state holds and the kernel lacks, operation by operation.
+    pub fn drift(&mut self) -> Result<Vec<Missing>, Error> {
+        let committed = self.committed()?;
+        let observed = Observed::read(&committed, &self.config.netns_dir, &self.config.etc_dir)
+            .map_err(|e| Error::Message(format!("cannot read the kernel: {e}")))?;
+        Ok(drift::missing(&committed, &observed, &self.config.etc_dir))
+    }
+
+    /// Makes again, as one transaction with rollback, what the committed state holds and
+    /// the kernel lacks (after a reboot: everything), with the same names, addresses and
+    /// MACs; what exists and matches is not touched. `None` when nothing is missing.
+    pub fn restore(&mut self, progress: &mut dyn Progress) -> Result<Option<Applied>, Error> {
+        let mut journal = self.lock()?;
+        self.recover(&mut journal)?;
+        let committed = journal.state()?;
+        let observed = Observed::read(&committed, &self.config.netns_dir, &self.config.etc_dir)
+            .map_err(|e| Error::Message(format!("cannot read the kernel: {e}")))?;
+        let missing = drift::missing(&committed, &observed, &self.config.etc_dir);
+        if missing.is_empty() {
+            return Ok(None);
+        }
+        let steps = missing
+            .into_iter()
+            .map(|m| Step {
+                undo: vec![m.op.inverse()],
+                op: m.op,
+                cause: None,
+            })
+            .collect();
+        let plan = Plan {
+            changes: Vec::new(),
+            steps,
+        };
+        let sources = crate::syntax::Sources::default();
+        let tx = self.transact(
+            &mut journal,
+            &plan,
+            &committed,
+            &committed,
+            &[],
+            &sources,
+            None,
+            progress,
+        )?;
+        Ok(Some(Applied {
+            plan,
+            tx,
+            model: committed,
+            actions: Vec::new(),
+        }))
+    }
+}
