@@ -36,15 +36,18 @@ impl Drop for StateDir {
     }
 }
 
-fn session(state: &StateDir) -> Session {
-    let config = Config {
+fn config(state: &StateDir) -> Config {
+    Config {
         state_dir: state.0.clone(),
         netns_dir: state.0.join("netns"),
         etc_dir: state.0.join("etc"),
         lock_timeout: Duration::ZERO,
         command_line: "test".into(),
-    };
-    let mut session = Session::with_backend(config, Box::new(MemoryBackend::new()));
+    }
+}
+
+fn session(state: &StateDir) -> Session {
+    let mut session = Session::with_backend(config(state), Box::new(MemoryBackend::new()));
     session.set_notice(|_| {});
     session
 }
@@ -225,14 +228,7 @@ fn forwarding_steps(plan: &cnm::plan::Plan) -> Vec<bool> {
 fn session_forwarding(state: &StateDir, on: bool) -> Session {
     let mut kernel = MemoryBackend::new();
     kernel.set_ip_forward(on);
-    let config = Config {
-        state_dir: state.0.clone(),
-        netns_dir: state.0.join("netns"),
-        etc_dir: state.0.join("etc"),
-        lock_timeout: Duration::ZERO,
-        command_line: "test".into(),
-    };
-    let mut session = Session::with_backend(config, Box::new(kernel));
+    let mut session = Session::with_backend(config(state), Box::new(kernel));
     session.set_notice(|_| {});
     session
 }
