@@ -202,6 +202,11 @@ impl Owners {
     }
 }
 
+/// Whether cnm's nftables table exists.
+pub fn firewall_table_exists() -> bool {
+    read_firewall().is_some()
+}
+
 /// cnm's nftables table as `SET ELEMENT` lines, quotes taken out; `None` if the table is
 /// not there (or nft is not).
 fn read_firewall() -> Option<BTreeSet<String>> {

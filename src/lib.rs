@@ -30,6 +30,7 @@ pub mod error;
 pub mod exec;
 pub mod expect;
 pub mod export;
+pub mod gc;
 pub mod graph;
 pub mod host;
 pub mod io_reason;

@@ -5,6 +5,7 @@
 //! finishes what a crash left open. `cnm apply`, `plan`, `destroy`, `undo`, the REPL and
 //! piped scripts all go through it; none of them re-implements recovery or rollback.
 
+mod gc;
 mod host_subnets;
 mod restore;
 

@@ -1587,3 +1587,75 @@ fn status_names_drift_and_restore_makes_it_again() {
         env.cnm_ok(&["destroy"]);
     });
 }
+
+/// `cnm gc` after the state directory was lost removes what cnm made — bridges and veth
+/// host ends with cnm's MAC, namespaces whose hosts file carries cnm's mark, the
+/// firewall table — and leaves alone a bridge, a veth and a namespace made by hand with
+/// names like cnm's.
+#[test]
+fn gc_removes_what_cnm_made_and_nothing_else() {
+    in_namespaces("gc_removes_what_cnm_made_and_nothing_else", |env| {
+        run("ip", &["link", "add", "cnm-hand", "type", "bridge"]);
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                "ve-0123456789ab",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "vp-hand",
+            ],
+        );
+        run("ip", &["netns", "add", "handmade"]);
+        std::fs::create_dir_all(env.etc.join("handmade")).unwrap();
+        std::fs::write(
+            env.etc.join("handmade/hosts"),
+            "# cnm sandbox A 123 (cnm writes this file)\n",
+        )
+        .unwrap();
+        let by_hand = env.kernel();
+
+        env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+        std::fs::remove_dir_all(&env.state).unwrap();
+        let dry = env.cnm_ok(&["gc", "--dry-run"]);
+        for line in [
+            "would remove: ip link del cnm-backend\n",
+            "would remove: ip netns del A\n",
+            "would remove: rm /run/cnm-test/etc/A/hosts\n",
+            "would remove: nft delete table inet cnm\n",
+        ] {
+            assert!(dry.contains(line), "{line} in:\n{dry}");
+        }
+        for hand in ["cnm-hand", "ve-0123456789ab", "handmade"] {
+            assert!(!dry.contains(hand), "{hand} is not cnm's:\n{dry}");
+        }
+        assert_eq!(namespaces().len(), 7, "a dry run removes nothing");
+
+        let removed = env.cnm_ok(&["gc"]);
+        assert!(removed.contains("removed: ip netns del C\n"), "{removed}");
+        // Whether cnm turned forwarding on went with the state: gc leaves it as it is.
+        let without_forwarding = |kernel: String| {
+            let kernel = without_indexes(&kernel);
+            kernel
+                .lines()
+                .filter(|l| !l.starts_with("ip_forward"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert!(
+            eventually(|| without_forwarding(env.kernel()) == without_forwarding(by_hand.clone())),
+            "only what was made by hand is left:\n{}",
+            env.kernel()
+        );
+        assert_eq!(ip_forward(), "1");
+        assert!(!env.etc.join("A").join("hosts").exists());
+        assert!(env.etc.join("handmade/hosts").exists());
+        assert_eq!(
+            env.cnm_ok(&["gc"]),
+            "Nothing to collect: the kernel holds nothing of cnm's that the committed state does not know.\n"
+        );
+    });
+}

@@ -103,6 +103,31 @@ pub fn restore(settings: &Settings) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn gc(settings: &Settings, dry_run: bool) -> Result<ExitCode, Failure> {
+    let results = settings.session().gc(dry_run)?;
+    if results.is_empty() {
+        say!("Nothing to collect: the kernel holds nothing of cnm's that the committed state does not know.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut refused = 0;
+    for (op, error) in &results {
+        let command = op.command(&settings.etc_dir);
+        match (dry_run, error) {
+            (true, _) => say!("would remove: {command}"),
+            (false, None) => say!("removed: {command}"),
+            (false, Some(error)) => {
+                refused += 1;
+                note!("error: {command}: {}", crate::exec::describe(op, error));
+            }
+        }
+    }
+    Ok(if refused > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 pub fn undo(settings: &Settings) -> Result<ExitCode, Failure> {
     let mut session = settings.session();
     stop_on_signals(&session);

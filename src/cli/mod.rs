@@ -202,6 +202,20 @@ unless the error says the kernel refused part of the rollback)."
     /// touched (`cnm status` lists what this would do). Needs root, or --isolated.
     Restore,
 
+    /// Remove what cnm made that the committed state does not know.
+    ///
+    /// After a lost state directory or a crash in an older cnm: host links named as cnm
+    /// names them (cnm0, cnm-…, ve-…) that carry the MAC cnm derives from their name,
+    /// namespaces whose /etc/netns hosts file carries cnm's mark for them (and those
+    /// files), and cnm's nftables table when no network needs it. An interface or a
+    /// namespace made by hand, however alike its name, is never touched. Needs root,
+    /// or --isolated.
+    Gc {
+        /// List what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+
     /// List the networks, sandboxes and endpoints of the committed state.
     Show,
 
@@ -402,6 +416,7 @@ pub fn main() -> ExitCode {
             detailed_exitcode,
         } => show::status(&settings, json, detailed_exitcode),
         Command::Restore => apply::restore(&settings),
+        Command::Gc { dry_run } => apply::gc(&settings, dry_run),
         Command::Undo => apply::undo(&settings),
         Command::Show => show::show(&settings),
         Command::Inspect { name } => show::inspect(&settings, &name),

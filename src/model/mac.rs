@@ -13,6 +13,17 @@ impl Mac {
     pub fn octets(self) -> [u8; 6] {
         self.0
     }
+
+    /// The MAC cnm gives the host-side links it names (bridges, veth host ends): from a
+    /// hash of the name, locally administered and unicast. A link made again gets the
+    /// same one, and a link that carries it is one cnm made (`cnm gc` reads it so).
+    pub fn of_name(name: &str) -> Mac {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(name.as_bytes());
+        let mut mac = [0x02, 0, 0, 0, 0, 0];
+        mac[1..].copy_from_slice(&hash[..5]);
+        Mac(mac)
+    }
 }
 
 impl fmt::Display for Mac {

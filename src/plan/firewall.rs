@@ -237,6 +237,14 @@ pub fn unpublished(model: &Model) -> Vec<&str> {
         .collect()
 }
 
+/// Whether a model calls for cnm's table at all: it has a bridge network.
+pub fn needs_table(model: &Model) -> bool {
+    model
+        .networks
+        .values()
+        .any(|n| n.driver == Driver::Bridge && n.bridge.is_some())
+}
+
 /// Whether a model calls for the host to forward packets: it has a network with a way
 /// out (a bridge network that is not `internal`).
 pub fn needs_forwarding(model: &Model) -> bool {

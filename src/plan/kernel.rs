@@ -206,7 +206,8 @@ impl<'m> Kernel<'m> {
     fn hosts_file(&self, sandbox: &Sandbox) -> String {
         let hostname = sandbox.hostname.as_deref().unwrap_or(&sandbox.name);
         let own = self.endpoints_of(&sandbox.name);
-        let mut text = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
+        let mut text = hosts_mark(sandbox);
+        text.push_str("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
         if own.is_empty() {
             text.push_str(&format!("127.0.1.1\t{hostname}\n"));
         }
@@ -227,6 +228,22 @@ impl<'m> Kernel<'m> {
         }
         text
     }
+}
+
+/// The first line of a sandbox's hosts file: cnm's mark, which tells `cnm gc` that the
+/// namespace of that name is one cnm made.
+fn hosts_mark(sandbox: &Sandbox) -> String {
+    format!(
+        "{HOSTS_MARK}{} {} (cnm writes this file)\n",
+        sandbox.name, sandbox.id
+    )
+}
+
+const HOSTS_MARK: &str = "# cnm sandbox ";
+
+/// The sandbox a hosts file's first line says cnm made it for, if it is cnm's mark.
+pub fn hosts_mark_owner(first_line: &str) -> Option<&str> {
+    first_line.strip_prefix(HOSTS_MARK)?.split(' ').next()
 }
 
 /// Whether an endpoint is in the kernel: joined to a running sandbox with a namespace.

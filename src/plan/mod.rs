@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::check::{Causes, Checked};
 use crate::model::{Endpoint, Model, Network, ObjectKind, Sandbox};
 use crate::syntax::Span;
+pub use kernel::hosts_mark_owner;
 use kernel::Kernel;
 pub use op::{EtcFile, Op};
 

@@ -97,12 +97,7 @@ fn gone_ok(result: Result<(), Nack>, gone: &[Errno]) -> Result<(), Nack> {
 /// would take the lowest of its ports', and sandboxes would keep a stale neighbour entry
 /// for their gateway).
 fn derived_mac(name: &str) -> Vec<u8> {
-    use sha2::Digest;
-    let hash = sha2::Sha256::digest(name.as_bytes());
-    // Locally administered, unicast.
-    let mut mac = vec![0x02];
-    mac.extend_from_slice(&hash[..5]);
-    mac
+    Mac::of_name(name).octets().to_vec()
 }
 
 /// A namespace name must stay one file name inside the namespace directory.
