@@ -1659,3 +1659,23 @@ fn gc_removes_what_cnm_made_and_nothing_else() {
         );
     });
 }
+
+/// `cnm plan` says when the kernel lacks part of the committed state it plans from.
+#[test]
+fn plan_says_when_the_kernel_has_drifted() {
+    in_namespaces("plan_says_when_the_kernel_has_drifted", |env| {
+        env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+        let out = env.cnm(&["plan", "scripts/seed.cnm"]);
+        assert!(String::from_utf8_lossy(&out.stderr).is_empty());
+        run("ip", &["netns", "del", "C"]);
+        let out = env.cnm(&["plan", "scripts/seed.cnm"]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "cnm: drift: the kernel lacks 8 operations of the committed state; this plan starts \
+             from the state, so `cnm status` lists them and `cnm restore` makes them again\n"
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("No changes"));
+        env.cnm_ok(&["restore"]);
+        env.cnm_ok(&["destroy"]);
+    });
+}

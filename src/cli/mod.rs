@@ -461,7 +461,20 @@ fn plan(
     detailed_exitcode: bool,
 ) -> Result<ExitCode, Failure> {
     let (mut sources, ids) = load(files)?;
-    let (_, plan) = settings.session().plan(&mut sources, &ids)?;
+    let mut session = settings.session();
+    let (_, plan) = session.plan(&mut sources, &ids)?;
+    // The plan starts from the committed state; where the kernel lacks part of it, say
+    // so beside the plan rather than let it pass for the kernel's picture. (Unread —
+    // without the privilege to enter the sandboxes' namespaces — it is not claimed.)
+    if let Ok(missing) = session.drift() {
+        if !missing.is_empty() {
+            note!(
+                "cnm: drift: the kernel lacks {} of the committed state; this plan starts from \
+                 the state, so `cnm status` lists them and `cnm restore` makes them again",
+                crate::report::plural(missing.len(), "operation")
+            );
+        }
+    }
     // A closed pipe (`cnm plan … | head`) is not an error worth a message.
     if json {
         let out = std::io::BufWriter::new(std::io::stdout().lock());
