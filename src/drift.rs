@@ -24,6 +24,8 @@ pub struct Observed {
     /// cnm's table's elements as `SET ELEMENT` with quotes taken out; `None`: no table.
     firewall: Option<BTreeSet<String>>,
     ip_forward: bool,
+    /// Whether the sandboxes' namespaces were read too, or only found to exist.
+    deep: bool,
 }
 
 /// One operation of the committed state whose effect the kernel lacks, and the object
@@ -38,13 +40,18 @@ pub struct Missing {
 }
 
 impl Observed {
-    pub fn read(model: &Model, netns_dir: &Path, etc_dir: &Path) -> io::Result<Observed> {
+    /// The kernel as read for `model`: with `deep`, inside each sandbox's namespace too
+    /// (which needs the privilege to enter it, and a moment per sandbox); without, the
+    /// host's namespace, which namespaces exist, the files, the firewall and forwarding
+    /// — what to check on every `cnm plan`.
+    pub fn read(model: &Model, netns_dir: &Path, etc_dir: &Path, deep: bool) -> io::Result<Observed> {
         let host = Space::read(None)?;
         let mut sandboxes = BTreeMap::new();
         for sandbox in model.sandboxes.values().filter(|s| s.is_running()) {
             let Some(netns) = sandbox.netns() else { continue };
             let space = match netns_exists(netns_dir, netns) {
-                true => Some(Space::read(Some(&netns_dir.join(netns)))?),
+                true if deep => Some(Space::read(Some(&netns_dir.join(netns)))?),
+                true => Some(Space::default()),
                 false => None,
             };
             sandboxes.insert(netns.to_string(), space);
@@ -55,6 +62,7 @@ impl Observed {
             etc_dir: etc_dir.to_path_buf(),
             firewall: read_firewall(),
             ip_forward: crate::backend::netlink::nft::ip_forward().unwrap_or(false),
+            deep,
         })
     }
 
@@ -68,6 +76,30 @@ impl Observed {
     /// Whether the kernel holds what `op` makes.
     fn holds(&self, op: &Op) -> bool {
         let link = |netns: Option<&str>, name: &str| self.space(netns).and_then(|s| s.links.get(name));
+        if !self.deep {
+            // Unread, a namespace that exists is taken to hold what it should.
+            let inside = match op {
+                Op::LinkUp {
+                    netns: Some(netns), ..
+                }
+                | Op::AddAddress {
+                    netns: Some(netns), ..
+                } => Some(netns),
+                Op::AddMacvlan { netns, .. } | Op::AddRoute { netns, .. } => Some(netns),
+                _ => None,
+            };
+            if let Some(netns) = inside {
+                return self.space(Some(netns)).is_some();
+            }
+            if let Op::AddVeth {
+                link: host_end,
+                netns,
+                ..
+            } = op
+            {
+                return link(None, host_end).is_some() && self.space(Some(netns)).is_some();
+            }
+        }
         match op {
             Op::AddNetns { netns } => self.space(Some(netns)).is_some(),
             Op::AddBridge { bridge, .. } => link(None, bridge).is_some(),

@@ -464,9 +464,10 @@ fn plan(
     let mut session = settings.session();
     let (_, plan) = session.plan(&mut sources, &ids)?;
     // The plan starts from the committed state; where the kernel lacks part of it, say
-    // so beside the plan rather than let it pass for the kernel's picture. (Unread —
-    // without the privilege to enter the sandboxes' namespaces — it is not claimed.)
-    if let Ok(missing) = session.drift() {
+    // so beside the plan rather than let it pass for the kernel's picture. Checked from
+    // the host's side (links, namespaces, files, firewall): cheap, and needs no
+    // privilege; `cnm status` looks inside the namespaces too.
+    if let Ok(missing) = session.drift(false) {
         if !missing.is_empty() {
             note!(
                 "cnm: drift: the kernel lacks {} of the committed state; this plan starts from \

@@ -356,7 +356,7 @@ pub fn graph(settings: &Settings, format: crate::graph::Format) -> Result<ExitCo
 
 /// `cnm status`: each object's missing operations, or that nothing is missing.
 pub fn status(settings: &Settings, json: bool, detailed_exitcode: bool) -> Result<ExitCode, Failure> {
-    let missing = settings.session().drift()?;
+    let missing = settings.session().drift(true)?;
     if json {
         say!(
             "{}",

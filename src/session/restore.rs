@@ -7,10 +7,11 @@ use crate::exec::Progress;
 use crate::plan::{Plan, Step};
 
 impl Session {
-    /// What the committed state holds and the kernel lacks, operation by operation.
-    pub fn drift(&mut self) -> Result<Vec<Missing>, Error> {
+    /// What the committed state holds and the kernel lacks, operation by operation;
+    /// unless `deep`, inside the sandboxes' namespaces only whether they exist.
+    pub fn drift(&mut self, deep: bool) -> Result<Vec<Missing>, Error> {
         let committed = self.committed()?;
-        let observed = Observed::read(&committed, &self.config.netns_dir, &self.config.etc_dir)
+        let observed = Observed::read(&committed, &self.config.netns_dir, &self.config.etc_dir, deep)
             .map_err(|e| Error::Message(format!("cannot read the kernel: {e}")))?;
         Ok(drift::missing(&committed, &observed, &self.config.etc_dir))
     }
@@ -22,7 +23,7 @@ impl Session {
         let mut journal = self.lock()?;
         self.recover(&mut journal)?;
         let committed = journal.state()?;
-        let observed = Observed::read(&committed, &self.config.netns_dir, &self.config.etc_dir)
+        let observed = Observed::read(&committed, &self.config.netns_dir, &self.config.etc_dir, true)
             .map_err(|e| Error::Message(format!("cannot read the kernel: {e}")))?;
         let missing = drift::missing(&committed, &observed, &self.config.etc_dir);
         if missing.is_empty() {
