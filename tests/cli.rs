@@ -789,7 +789,7 @@ fn cnm_test_counts_expectations_and_reports_for_ci() {
         &failing,
         "network n subnet 10.5.0.0/24\nsandbox a mode none\nsandbox b mode none\n\
          connect a to n\nconnect b to n\n\
-         expect a reaches b port 81 timeout 200ms\nexpect a cannot reach b\n",
+         expect a reaches b port 81 timeout 5s\nexpect a cannot reach b\n",
     )
     .unwrap();
     std::fs::write(&broken, "sandbox x mode bogus\n").unwrap();
