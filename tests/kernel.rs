@@ -1413,3 +1413,145 @@ fn a_rollback_restores_the_ruleset_and_leaves_other_tables_alone() {
         },
     );
 }
+
+// Netlink faults and crashes: requests whose sending fails, kills at every system call
+// of a destroy, and symbolic links planted under the etc directory.
+
+/// A copy of `script` (relative to the crate) without its `expect` and `exec` lines, at
+/// `/run/cnm-test/NAME`: the topology alone, so that what runs after the commit (probes,
+/// commands) neither costs time nor counts as a position.
+fn topology_only(script: &str, name: &str) -> String {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(script)).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|line| !line.starts_with("expect ") && !line.starts_with("exec "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let path = format!("/run/cnm-test/{name}");
+    std::fs::write(&path, kept).unwrap();
+    path
+}
+
+/// `cnm ARGS` under strace with `inject` (an `-e inject=` expression). strace follows
+/// only cnm's main thread, which makes every netlink request and every mount, unmount
+/// and journal write; the trace goes to `trace`.
+fn cnm_strace(env: &Env, trace: &str, inject: &str, args: &[&str]) -> Output {
+    Command::new("strace")
+        .args([
+            "-qq",
+            "-yy",
+            "-o",
+            trace,
+            "-e",
+            "trace=sendto,sendmsg,umount2,unlink",
+            "-e",
+        ])
+        .arg(format!("inject={inject}"))
+        .arg(CNM)
+        .args(env.command(args).get_args())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("strace runs")
+}
+
+/// A kernel picture with neither interface indexes nor the numbers the kernel gives
+/// namespaces as seen from each other (`link_netnsid`): both are numbered anew when a
+/// rollback makes a link or a namespace again.
+fn comparable(kernel: &str) -> String {
+    without_indexes(kernel)
+        .lines()
+        .map(|line| match line.split_once(": ") {
+            Some((what, json)) if json.starts_with('[') => {
+                let mut value: Value = serde_json::from_str(json).unwrap();
+                fn forget(value: &mut Value) {
+                    match value {
+                        Value::Array(items) => {
+                            items.iter_mut().for_each(forget);
+                            items.sort_by_key(|item| item.to_string());
+                        }
+                        Value::Object(map) => {
+                            map.remove("link_netnsid");
+                            map.values_mut().for_each(forget);
+                        }
+                        _ => {}
+                    }
+                }
+                forget(&mut value);
+                format!("{what}: {value}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect()
+}
+
+/// Every netlink request of an apply (of scripts/modes.cnm: every sandbox mode, both
+/// bridges, the firewall) sent into a failure (`sendto` fails with ENOBUFS, once, at each
+/// position in turn): the apply either completes, with everything it claims, or exits 1
+/// with the kernel and state.json exactly as before. Never a request counted as done
+/// that the kernel never heard of, and never a dead socket that stops the rollback.
+#[test]
+fn a_netlink_request_that_fails_to_go_out_is_rolled_back_at_every_position() {
+    in_namespaces(
+        "a_netlink_request_that_fails_to_go_out_is_rolled_back_at_every_position",
+        |env| {
+            let script = topology_only("scripts/modes.cnm", "modes.cnm");
+            let before = env.kernel();
+            env.cnm_ok(&["apply", &script]);
+            let applied = comparable(&env.kernel());
+            let committed = env.state_json();
+            env.cnm_ok(&["destroy"]);
+            assert_same_kernel(&comparable(&before), &comparable(&env.kernel()), "destroyed");
+            let empty = env.state_json();
+
+            let trace = "/run/cnm-test/trace";
+            let (mut positions, mut rolled_back, mut completed) = (0, 0, 0);
+            for n in 1.. {
+                let inject = format!("sendto:error=ENOBUFS:when={n}");
+                let out = cnm_strace(env, trace, &inject, &["apply", &script]);
+                let text = std::fs::read_to_string(trace).unwrap();
+                let Some(injected) = text.lines().find(|l| l.contains("(INJECTED)")) else {
+                    assert!(out.status.success(), "no injection, yet it failed");
+                    break;
+                };
+                assert!(injected.contains("NETLINK"), "position {n}: {injected}");
+                positions += 1;
+                let err = String::from_utf8_lossy(&out.stderr);
+                match out.status.code() {
+                    Some(0) => {
+                        completed += 1;
+                        assert_same_kernel(
+                            &applied,
+                            &comparable(&env.kernel()),
+                            &format!("position {n}: exit 0"),
+                        );
+                        assert_eq!(env.state_json(), committed, "position {n}");
+                        env.cnm_ok(&["destroy"]);
+                    }
+                    Some(1) => {
+                        rolled_back += 1;
+                        assert_same_kernel(
+                            &comparable(&before),
+                            &comparable(&env.kernel()),
+                            &format!("position {n}: exit 1\n{err}"),
+                        );
+                        assert_eq!(env.state_json(), empty, "position {n}");
+                    }
+                    code => panic!("position {n}: exit {code:?}\n{err}"),
+                }
+                let log = env.cnm_ok(&["log"]);
+                assert!(
+                    log.lines().all(|l| l.split_whitespace().nth(3) != Some("open:")),
+                    "position {n}: no transaction is left open\n{log}"
+                );
+            }
+            eprintln!(
+                "sendto failures: {positions} positions, {rolled_back} clean rollbacks, \
+                 {completed} complete applies"
+            );
+            assert!(
+                positions >= 50,
+                "every request of the apply was tried: {positions}"
+            );
+        },
+    );
+}
