@@ -1653,7 +1653,7 @@ fn assert_kernel_matches_state(env: &Env, what: &str) {
         for (name, address) in ifs {
             assert_eq!(
                 addresses(&addr, name),
-                [address.clone()],
+                std::slice::from_ref(address),
                 "{what}: {name} in {ns}"
             );
             let flags = &link(&addr, name)["flags"];
@@ -1826,4 +1826,77 @@ fn a_destroy_of_many_sandboxes_killed_at_random_moments_is_recovered() {
             );
         },
     );
+}
+
+/// An error report as one line of words (miette wraps it and draws a margin).
+fn unwrapped(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let words: Vec<&str> = text.split_whitespace().filter(|w| *w != "│").collect();
+    words.join(" ")
+}
+
+/// Symbolic links planted under the etc directory are never followed: a sandbox's
+/// directory that is a link is refused with a clear error (apply and destroy roll back),
+/// and a file that is a link is replaced or removed itself, never its target.
+#[test]
+fn symlinks_under_the_etc_directory_are_never_followed() {
+    in_namespaces("symlinks_under_the_etc_directory_are_never_followed", |env| {
+        let script = topology_only("scripts/seed.cnm", "seed.cnm");
+        std::fs::create_dir_all("/run/outside").unwrap();
+        std::fs::write("/run/outside/hosts", "precious\n").unwrap();
+        std::fs::write("/run/outside-file", "precious too\n").unwrap();
+        let untouched = || {
+            assert_eq!(
+                std::fs::read_to_string("/run/outside/hosts").unwrap(),
+                "precious\n"
+            );
+            assert_eq!(
+                std::fs::read_to_string("/run/outside-file").unwrap(),
+                "precious too\n"
+            );
+            assert_eq!(
+                std::fs::read_dir("/run/outside").unwrap().count(),
+                1,
+                "nothing new outside"
+            );
+        };
+        let a = env.etc.join("A");
+        std::os::unix::fs::symlink("/run/outside", &a).unwrap();
+        let before = env.kernel();
+        let out = env.cnm(&["apply", &script]);
+        let err = unwrapped(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("{} is a symbolic link", a.display())),
+            "{err}"
+        );
+        assert!(err.contains("rolled back"), "{err}");
+        assert_same_kernel(&before, &env.kernel(), "refused apply");
+        assert_eq!(env.state_json(), None);
+        untouched();
+
+        std::fs::remove_file(&a).unwrap();
+        env.cnm_ok(&["apply", &script]);
+        // A's hosts file becomes a link to a file outside; B's directory a link outside.
+        std::fs::remove_file(a.join("hosts")).unwrap();
+        std::os::unix::fs::symlink("/run/outside-file", a.join("hosts")).unwrap();
+        let b = env.etc.join("B");
+        std::fs::remove_dir_all(&b).unwrap();
+        std::os::unix::fs::symlink("/run/outside", &b).unwrap();
+        let state = env.state_json();
+        let out = env.cnm(&["destroy"]);
+        let err = unwrapped(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("{} is a symbolic link", b.display())),
+            "{err}"
+        );
+        assert_eq!(env.state_json(), state);
+        untouched();
+
+        std::fs::remove_file(&b).unwrap();
+        env.cnm_ok(&["destroy"]);
+        assert!(!a.exists(), "A's link to a file was removed, not its target");
+        untouched();
+    });
 }
