@@ -1321,3 +1321,55 @@ fn the_in_memory_backend_answers_as_the_kernel_does() {
         }
     });
 }
+
+/// A namespace file that is no longer a mount — an empty file that a kill left between
+/// creating it and mounting on it, or between unmounting and removing it — is a
+/// namespace that is gone: not there for `netns_exists`, removed by DelNetns, and made
+/// anew by AddNetns over it. A file that is not empty is not cnm's to remove.
+#[test]
+fn a_stale_namespace_file_is_a_namespace_that_is_gone() {
+    isolated("a_stale_namespace_file_is_a_namespace_that_is_gone", || {
+        let mut kernel = backend();
+        fs::write(format!("{NETNS_DIR}/stale"), "").unwrap();
+        assert!(!kernel.netns_exists("stale"));
+        apply(&mut kernel, &sandbox_ops_without_bridge("stale"));
+        assert!(kernel.netns_exists("stale"));
+        assert_eq!(link_names(Some("stale")), ["lo", "eth0"]);
+        apply(
+            &mut kernel,
+            &[Op::DelNetns {
+                netns: s("stale"),
+                links: vec![s("vh-stale")],
+            }],
+        );
+        assert!(!Path::new(&format!("{NETNS_DIR}/stale")).exists());
+        fs::write(format!("{NETNS_DIR}/stale"), "").unwrap();
+        apply(
+            &mut kernel,
+            &[Op::DelNetns {
+                netns: s("stale"),
+                links: Vec::new(),
+            }],
+        );
+        assert!(!Path::new(&format!("{NETNS_DIR}/stale")).exists());
+        // Someone's file with content: refused, and kept.
+        fs::write(format!("{NETNS_DIR}/kept"), "mine\n").unwrap();
+        let (errno, _) = errno_of(kernel.apply(&Op::AddNetns { netns: s("kept") }));
+        assert_eq!(errno, libc::EEXIST);
+        assert_eq!(fs::read_to_string(format!("{NETNS_DIR}/kept")).unwrap(), "mine\n");
+    });
+}
+
+/// A namespace with a veth, `vh-NETNS` ↔ `eth0`, and nothing else.
+fn sandbox_ops_without_bridge(netns: &str) -> Vec<Op> {
+    vec![
+        Op::AddNetns { netns: s(netns) },
+        Op::AddVeth {
+            link: format!("vh-{netns}"),
+            peer: s("eth0"),
+            netns: s(netns),
+            mtu: MTU,
+            mac: "02:42:0a:4d:00:02".parse().unwrap(),
+        },
+    ]
+}

@@ -1,41 +1,130 @@
 //! The files `ip netns exec NAME` shows a sandbox as its own `/etc`: `ETC_DIR/NAME/FILE`.
+//!
+//! Everything below `ETC_DIR` is reached through directory descriptors, never by
+//! following a symbolic link: a sandbox's directory that is a link is refused (it would
+//! put the file, or remove one, wherever the link points), and a file that is a link is
+//! replaced or removed itself, never its target.
 
-use std::fs;
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, AtFlags, OFlag};
+use nix::sys::stat::{mkdirat, Mode};
+use nix::unistd::{unlinkat, UnlinkatFlags};
+
+fn io(errno: Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(errno as i32)
+}
+
+/// `ETC_DIR` itself, open (it may be a link, as `/etc/netns` is the administrator's).
+fn open_root(root: &Path) -> std::io::Result<OwnedFd> {
+    nix::fcntl::open(
+        root,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io)
+}
+
+/// The sandbox's directory `name` in `root`, open without following a link; `None` if
+/// it is missing. A link there is refused with ELOOP.
+fn open_dir(root: &OwnedFd, name: &str) -> std::io::Result<Option<OwnedFd>> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    match openat(root.as_fd(), name, flags, Mode::empty()) {
+        Ok(dir) => Ok(Some(dir)),
+        Err(Errno::ENOENT) => Ok(None),
+        // O_NOFOLLOW on a link: ELOOP; O_DIRECTORY on a link to a file: ENOTDIR.
+        Err(Errno::ELOOP | Errno::ENOTDIR) if is_link(root, name) => Err(io(Errno::ELOOP)),
+        Err(errno) => Err(io(errno)),
+    }
+}
+
+fn is_link(dir: &OwnedFd, name: &str) -> bool {
+    nix::sys::stat::fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+}
+
+/// Says what a refusal of `dir` means when it is a link.
+fn worded(error: std::io::Error, dir: &Path) -> std::io::Error {
+    if error.raw_os_error() == Some(libc::ELOOP) {
+        return std::io::Error::new(
+            error.kind(),
+            format!("{} is a symbolic link; cnm does not follow it", dir.display()),
+        );
+    }
+    error
+}
+
 /// Writes `dir/file` atomically: a temporary file beside it, flushed to disk, then
-/// renamed over it. Creates `dir`.
+/// renamed over it. Creates `dir` (in its parent, which must exist or be creatable).
 pub fn write(dir: &Path, file: &str, content: &str) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
-    let temporary = dir.join(format!(".{file}.cnm-{}", std::process::id()));
+    let (root, name) = split(dir)?;
+    std::fs::create_dir_all(root)?;
+    let root = open_root(root)?;
+    let inside = match open_dir(&root, name).map_err(|e| worded(e, dir))? {
+        Some(inside) => inside,
+        None => {
+            match mkdirat(root.as_fd(), name, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(errno) => return Err(io(errno)),
+            }
+            open_dir(&root, name)
+                .map_err(|e| worded(e, dir))?
+                .ok_or_else(|| io(Errno::ENOENT))?
+        }
+    };
+    let temporary = format!(".{file}.cnm-{}", std::process::id());
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mode = Mode::from_bits_truncate(0o644);
+    let out = match openat(inside.as_fd(), temporary.as_str(), flags, mode) {
+        // Left by a process of the same id that was killed: it is cnm's.
+        Err(Errno::EEXIST) => {
+            let _ = unlinkat(inside.as_fd(), temporary.as_str(), UnlinkatFlags::NoRemoveDir);
+            openat(inside.as_fd(), temporary.as_str(), flags, mode)
+        }
+        opened => opened,
+    }
+    .map_err(io)?;
     let written = (|| {
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&temporary)?;
+        let mut out = std::fs::File::from(out);
         out.write_all(content.as_bytes())?;
         out.sync_all()?;
-        fs::rename(&temporary, dir.join(file))
+        renameat(inside.as_fd(), temporary.as_str(), inside.as_fd(), file).map_err(io)
     })();
     if written.is_err() {
-        let _ = fs::remove_file(&temporary);
+        let _ = unlinkat(inside.as_fd(), temporary.as_str(), UnlinkatFlags::NoRemoveDir);
     }
     written
 }
 
-/// Removes `dir/file` (missing is success), then `dir` if that left it empty.
+/// Removes `dir/file` (missing is success; a link is removed, not its target), then
+/// `dir` if that left it empty.
 pub fn remove(dir: &Path, file: &str) -> std::io::Result<()> {
-    match fs::remove_file(dir.join(file)) {
-        Err(error) if error.kind() != ErrorKind::NotFound => return Err(error),
-        _ => {}
+    let (root, name) = split(dir)?;
+    let root = match open_root(root) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        opened => opened?,
+    };
+    let Some(inside) = open_dir(&root, name).map_err(|e| worded(e, dir))? else {
+        return Ok(());
+    };
+    match unlinkat(inside.as_fd(), file, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(errno) => return Err(io(errno)),
     }
-    match fs::remove_dir(dir) {
+    match unlinkat(root.as_fd(), name, UnlinkatFlags::RemoveDir) {
         // Still holds the other file, or is already gone.
-        Err(error) if matches!(error.kind(), ErrorKind::NotFound | ErrorKind::DirectoryNotEmpty) => Ok(()),
-        result => result,
+        Ok(()) | Err(Errno::ENOENT | Errno::ENOTEMPTY | Errno::EEXIST) => Ok(()),
+        Err(errno) => Err(io(errno)),
+    }
+}
+
+/// `dir` as its parent and its last name (a sandbox's name: one component).
+fn split(dir: &Path) -> std::io::Result<(&Path, &str)> {
+    match (dir.parent(), dir.file_name().and_then(|n| n.to_str())) {
+        (Some(root), Some(name)) => Ok((root, name)),
+        _ => Err(io(Errno::EINVAL)),
     }
 }

@@ -42,6 +42,8 @@ pub struct NetlinkBackend {
     etc_dir: PathBuf,
     /// The namespace cnm runs in.
     host: Handle,
+    /// The task that drives `host`'s socket: finished once that socket failed.
+    host_task: JoinHandle<()>,
     /// Named namespaces with an open socket, by name.
     spaces: HashMap<String, Space>,
     /// Ticks at each use of a space, to close the least recently used one first.
@@ -68,12 +70,17 @@ fn place(netns: Option<&str>) -> String {
 
 /// A kernel refusal: `what` (the object and the action), then the errno in words, then
 /// the kernel's own explanation, when it gave one.
+/// A request that got no answer is an error whose effect is unknown.
 fn refused(nack: Nack, what: impl std::fmt::Display) -> KernelError {
     let mut message = format!("{what}: {}", nack.errno.desc());
     if let Some(why) = nack.why {
         message.push_str(&format!(" ({why})"));
     }
-    KernelError::errno(nack.errno as i32, message)
+    if nack.unanswered {
+        KernelError::unanswered(nack.errno as i32, message)
+    } else {
+        KernelError::errno(nack.errno as i32, message)
+    }
 }
 
 fn sys_refused(error: SysError, what: impl std::fmt::Display) -> KernelError {
@@ -147,20 +154,14 @@ impl NetlinkBackend {
                     format!("cannot start the netlink runtime: {error}"),
                 )
             })?;
-        let socket = Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE).map_err(|error| {
-            let errno = match error.raw_os_error() {
-                Some(libc::EACCES) | None => libc::EPERM,
-                Some(errno) => errno,
-            };
-            KernelError::errno(errno, format!("cannot open a netlink socket: {error}"))
-        })?;
         let capacity = socket_capacity();
-        let (host, _) = connect(&runtime, socket);
+        let (host, host_task) = connect(&runtime, host_socket()?);
         let mut backend = NetlinkBackend {
             runtime,
             netns_dir,
             etc_dir,
             host,
+            host_task,
             spaces: HashMap::new(),
             clock: 0,
             capacity,
@@ -173,7 +174,14 @@ impl NetlinkBackend {
     fn check_privileges(&mut self) -> Result<(), KernelError> {
         // A request that changes nothing, but that the kernel lets through only with
         // CAP_NET_ADMIN over this namespace.
-        if let Err(nack) = self.block(rtnl::touch(self.host.clone(), "lo")) {
+        let host = self.host()?;
+        let mut touched = self.block(rtnl::touch(host, "lo"));
+        if touched.as_ref().is_err_and(|nack| nack.unanswered) {
+            // It changes nothing: ask again, on a new socket.
+            let host = self.host()?;
+            touched = self.block(rtnl::touch(host, "lo"));
+        }
+        if let Err(nack) = touched {
             match nack.errno {
                 Errno::ENODEV | Errno::EINVAL | Errno::EOPNOTSUPP => {}
                 Errno::EPERM | Errno::EACCES => {
@@ -220,6 +228,18 @@ impl NetlinkBackend {
         }
         netns::make_shared(dir)
             .map_err(|error| sys_refused(error, format!("namespace directory {}", dir.display())))
+    }
+
+    /// The connection in cnm's own namespace. A socket that failed (a request it could
+    /// not send, an answer it could not receive) ends its connection: it is replaced by
+    /// a new one, so that what comes next — undoing, above all — still reaches the kernel.
+    fn host(&mut self) -> Result<Handle, KernelError> {
+        if self.host_task.is_finished() {
+            let (host, task) = connect(&self.runtime, host_socket()?);
+            self.host = host;
+            self.host_task = task;
+        }
+        Ok(self.host.clone())
     }
 
     /// Runs one request (or a few, joined) to completion.
@@ -283,11 +303,12 @@ impl NetlinkBackend {
         check_name(netns)?;
         let path = self.netns_path(netns);
         // The namespace mounted there now: a kept socket serves only while it is the
-        // same one (not deleted, or deleted and made again, outside cnm).
+        // same one (not deleted, or deleted and made again, outside cnm), and while it
+        // works (a socket that failed ended its connection: it is opened anew inside).
         let now = netns::identity(&path);
         self.clock += 1;
         if let Some(space) = self.spaces.get_mut(netns) {
-            if Some(space.identity) == now {
+            if Some(space.identity) == now && !space.task.is_finished() {
                 space.used = self.clock;
                 return Ok(space.handle.clone());
             }
@@ -309,7 +330,7 @@ impl NetlinkBackend {
     /// The connection for `netns` (`None`: cnm's own namespace).
     fn handle(&mut self, netns: Option<&str>) -> Result<Handle, KernelError> {
         match netns {
-            None => Ok(self.host.clone()),
+            None => self.host(),
             Some(netns) => self.space(netns),
         }
     }
@@ -398,9 +419,10 @@ impl NetlinkBackend {
         mac: Mac,
     ) -> Result<(), KernelError> {
         let inside = self.space(netns)?;
+        let host = self.host()?;
         let fd = self.open_netns(netns)?;
         let created = self.block(rtnl::add_veth(
-            self.host.clone(),
+            host.clone(),
             link,
             peer,
             fd.as_raw_fd(),
@@ -410,11 +432,11 @@ impl NetlinkBackend {
         ));
         drop(fd);
         if let Err(nack) = created {
-            return Err(self.veth_refused(nack, link, peer, netns, &inside));
+            return Err(self.veth_refused(nack, link, peer, netns, &host, &inside));
         }
         let (outside, within) = self.block(async {
             futures::join!(
-                rtnl::addrgenmode_none(self.host.clone(), link),
+                rtnl::addrgenmode_none(host.clone(), link),
                 rtnl::addrgenmode_none(inside.clone(), peer),
             )
         });
@@ -428,16 +450,28 @@ impl NetlinkBackend {
         };
         if let Some(error) = failed {
             // Leave nothing half-made: the step did not happen.
-            let _ = self.block(rtnl::del_link(self.host.clone(), link));
+            // (Unless that socket failed: then the error says the effect is unknown, and
+            // the executor undoes the step.)
+            if let Ok(host) = self.host() {
+                let _ = self.block(rtnl::del_link(host, link));
+            }
             return Err(error);
         }
         Ok(())
     }
 
     /// Words a refused veth creation; for `EEXIST`, says which of the two names is taken.
-    fn veth_refused(&self, nack: Nack, link: &str, peer: &str, netns: &str, inside: &Handle) -> KernelError {
-        if nack.errno == Errno::EEXIST {
-            if self.block(rtnl::link_index(self.host.clone(), link)).is_ok() {
+    fn veth_refused(
+        &self,
+        nack: Nack,
+        link: &str,
+        peer: &str,
+        netns: &str,
+        host: &Handle,
+        inside: &Handle,
+    ) -> KernelError {
+        if nack.errno == Errno::EEXIST && !nack.unanswered {
+            if self.block(rtnl::link_index(host.clone(), link)).is_ok() {
                 return KernelError::errno(libc::EEXIST, format!("an interface named {link} already exists"));
             }
             if self.block(rtnl::link_index(inside.clone(), peer)).is_ok() {
@@ -462,10 +496,11 @@ impl NetlinkBackend {
         mac: Mac,
     ) -> Result<(), KernelError> {
         let inside = self.space(netns)?;
-        let parent_index = self.index(&self.host, None, parent)?;
+        let host = self.host()?;
+        let parent_index = self.index(&host, None, parent)?;
         let fd = self.open_netns(netns)?;
         let created = self.block(rtnl::add_macvlan(
-            self.host.clone(),
+            host,
             link,
             parent_index,
             fd.as_raw_fd(),
@@ -497,14 +532,16 @@ impl NetlinkBackend {
     }
 
     fn set_master(&mut self, link: &str, master: &str) -> Result<(), KernelError> {
-        let index = self.index(&self.host, None, master)?;
-        self.block(rtnl::set_master(self.host.clone(), link, index))
+        let host = self.host()?;
+        let index = self.index(&host, None, master)?;
+        self.block(rtnl::set_master(host, link, index))
             .map_err(|nack| refused(nack, format!("cannot attach {link} to {master}")))
     }
 
     fn no_master(&mut self, link: &str) -> Result<(), KernelError> {
         // An undo: a link that is gone is attached to nothing.
-        let detached = self.block(rtnl::set_master(self.host.clone(), link, 0));
+        let host = self.host()?;
+        let detached = self.block(rtnl::set_master(host, link, 0));
         gone_ok(detached, &[Errno::ENODEV]).map_err(|nack| refused(nack, format!("cannot detach {link}")))
     }
 
@@ -623,7 +660,19 @@ pub fn netns_exists(netns_dir: &std::path::Path, netns: &str) -> bool {
     check_name(netns).is_ok() && netns::is_netns(&netns_dir.join(netns))
 }
 
-/// Drives `socket` with a netlink connection task on `runtime`.
+/// A netlink socket in the namespace cnm runs in (the main thread never leaves it).
+fn host_socket() -> Result<Socket, KernelError> {
+    Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE).map_err(|error| {
+        let errno = match error.raw_os_error() {
+            Some(libc::EACCES) | None => libc::EPERM,
+            Some(errno) => errno,
+        };
+        KernelError::errno(errno, format!("cannot open a netlink socket: {error}"))
+    })
+}
+
+/// Drives `socket` with a netlink connection task on `runtime`. The task ends when the
+/// socket fails (to send or to receive), and with it every request still waiting.
 fn connect(runtime: &Runtime, socket: Socket) -> (Handle, JoinHandle<()>) {
     // Errors carry the kernel's explanation, and not a copy of the request.
     let _ = socket.set_ext_ack(true);
@@ -631,7 +680,9 @@ fn connect(runtime: &Runtime, socket: Socket) -> (Handle, JoinHandle<()>) {
     let _inside = runtime.enter();
     // SAFETY: the descriptor comes from `into_raw_fd`, so this is its only owner.
     let socket = unsafe { TokioSocket::from_raw_fd(socket.into_raw_fd()) };
-    let (connection, handle, _) = rtnetlink::from_socket(socket);
+    let (mut connection, handle, _) = rtnetlink::from_socket(socket);
+    // Acknowledgements reach the request: only they say that it was carried out.
+    connection.set_forward_ack(true);
     (handle, runtime.spawn(connection))
 }
 
@@ -640,20 +691,17 @@ impl Backend for NetlinkBackend {
         match op {
             Op::AddNetns { netns } => self.add_netns(netns),
             Op::DelNetns { netns, .. } => self.del_netns(netns),
-            Op::AddBridge { bridge, mtu } => self
-                .block(rtnl::add_bridge(
-                    self.host.clone(),
-                    bridge,
-                    *mtu,
-                    derived_mac(bridge),
-                ))
-                .map_err(|nack| match nack.errno {
-                    Errno::EEXIST => KernelError::errno(
-                        libc::EEXIST,
-                        format!("an interface named {bridge} already exists"),
-                    ),
-                    _ => refused(nack, format!("cannot create bridge {bridge} (mtu {mtu})")),
-                }),
+            Op::AddBridge { bridge, mtu } => {
+                let host = self.host()?;
+                self.block(rtnl::add_bridge(host, bridge, *mtu, derived_mac(bridge)))
+                    .map_err(|nack| match nack.errno {
+                        Errno::EEXIST => KernelError::errno(
+                            libc::EEXIST,
+                            format!("an interface named {bridge} already exists"),
+                        ),
+                        _ => refused(nack, format!("cannot create bridge {bridge} (mtu {mtu})")),
+                    })
+            }
             Op::AddVeth {
                 link,
                 peer,
@@ -697,7 +745,8 @@ impl Backend for NetlinkBackend {
         let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
         let mut left: Vec<&String> = links.iter().collect();
         while let Some(link) = left.last() {
-            match self.block(rtnl::link_index(self.host.clone(), link)) {
+            let host = self.host()?;
+            match self.block(rtnl::link_index(host, link)) {
                 Err(nack) if nack.errno == Errno::ENODEV => {
                     left.pop();
                 }

@@ -188,13 +188,25 @@ pub struct Created {
 }
 
 /// Creates the namespace `path` names: an empty file, then, on the worker thread, a new
-/// network namespace bind-mounted onto it. Nothing is left behind on failure.
+/// network namespace bind-mounted onto it. Nothing is left behind on failure. An empty
+/// file already there that no namespace is mounted on is what a kill between making
+/// the file and mounting on it (or between unmounting and removing it) left: it is
+/// removed and made again.
 pub fn create(worker: &Worker, path: &Path) -> Result<Created, SysError> {
-    let file = nix::fcntl::open(
-        path,
-        OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
+    let make = || {
+        nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let file = match make() {
+        Err(Errno::EEXIST) if is_stale(path) => {
+            std::fs::remove_file(path).doing("remove a stale namespace file")?;
+            make()
+        }
+        made => made,
+    }
     .doing("create the namespace file")?;
     drop(file);
     let target = path.to_path_buf();
@@ -262,6 +274,12 @@ pub fn delete(path: &Path) -> Result<(), SysError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
         result => result.doing("remove the namespace file"),
     }
+}
+
+/// Whether `path` is an empty regular file that no namespace is mounted on: one that
+/// cnm made and a kill left (a file with content is someone else's).
+fn is_stale(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file() && m.len() == 0) && !is_netns(path)
 }
 
 /// Whether `path` is a network namespace mount (not merely a file).

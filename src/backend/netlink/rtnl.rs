@@ -25,16 +25,22 @@ use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::Handle;
 
 /// A refused request: the kernel's errno and, when it gave one, its explanation (the
-/// extended acknowledgement's message).
+/// extended acknowledgement's message). Or a request that got no answer at all
+/// (`unanswered`): it may or may not have gone out and taken effect.
 #[derive(Debug)]
 pub struct Nack {
     pub errno: Errno,
     pub why: Option<String>,
+    pub unanswered: bool,
 }
 
 impl From<Errno> for Nack {
     fn from(errno: Errno) -> Nack {
-        Nack { errno, why: None }
+        Nack {
+            errno,
+            why: None,
+            unanswered: false,
+        }
     }
 }
 
@@ -50,7 +56,18 @@ impl Nack {
         Some(Nack {
             errno: Errno::from_raw(-code.get()),
             why: explanation(flags, &error.header),
+            unanswered: false,
         })
+    }
+
+    /// No answer came: the connection ended (its socket failed, to send or to
+    /// receive) before the kernel's acknowledgement or reply arrived.
+    fn unanswered() -> Nack {
+        Nack {
+            errno: Errno::EIO,
+            why: Some("no answer from the kernel; the request may or may not have taken effect".into()),
+            unanswered: true,
+        }
     }
 }
 
@@ -81,20 +98,25 @@ fn explanation(flags: u16, echoed: &[u8]) -> Option<String> {
     None
 }
 
-/// Sends one request that asks for an acknowledgement; the refusal, if refused.
+/// Sends one request that asks for an acknowledgement; the refusal, if refused. Only an
+/// acknowledgement is success (the connection forwards them, see `connect`): a
+/// connection that ends first — its socket failed to send the request or to receive
+/// the answer — leaves the request [`Nack::unanswered`].
 async fn ack(handle: &mut Handle, message: RouteNetlinkMessage, flags: u16) -> Result<(), Nack> {
     let mut request = NetlinkMessage::from(message);
     request.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
     request.finalize();
+    // The connection has ended already: nothing was sent.
     let mut responses = handle.request(request).map_err(|_| Errno::ENOTCONN)?;
     while let Some(response) = responses.next().await {
         if let NetlinkPayload::Error(error) = &response.payload {
-            if let Some(nack) = Nack::of(response.header.flags, error) {
-                return Err(nack);
-            }
+            return match Nack::of(response.header.flags, error) {
+                Some(nack) => Err(nack),
+                None => Ok(()),
+            };
         }
     }
-    Ok(())
+    Err(Nack::unanswered())
 }
 
 /// A link message that names its link (index 0: the kernel looks the name up).
@@ -125,7 +147,9 @@ pub async fn link_index(mut handle: Handle, name: &str) -> Result<u32, Nack> {
             _ => {}
         }
     }
-    Err(Errno::ENODEV.into())
+    // The kernel answers a lookup with the link or with ENODEV: nothing at all means
+    // the connection ended, and nothing is known about the link.
+    Err(Nack::unanswered())
 }
 
 /// `ip link add NAME mtu MTU address MAC type bridge`
