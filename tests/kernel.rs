@@ -1667,7 +1667,18 @@ fn plan_says_when_the_kernel_has_drifted() {
         env.cnm_ok(&["apply", "scripts/seed.cnm"]);
         let out = env.cnm(&["plan", "scripts/seed.cnm"]);
         assert!(String::from_utf8_lossy(&out.stderr).is_empty());
+        let c_end = host_end(env, "C.frontend");
         run("ip", &["netns", "del", "C"]);
+        // The kernel removes the namespace's veth in the background.
+        let gone = || {
+            !Command::new("ip")
+                .args(["link", "show", &c_end])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        };
+        assert!(eventually(gone));
         let out = env.cnm(&["plan", "scripts/seed.cnm"]);
         assert_eq!(
             String::from_utf8_lossy(&out.stderr),
