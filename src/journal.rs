@@ -724,7 +724,7 @@ fn last_known_state(records: &[Record]) -> Option<(Model, String)> {
             if let Some(before) = before {
                 found = Some((
                     (**before).clone(),
-                    format!("the state transaction {tx} (`{command}`, {time}) began from"),
+                    format!("the state before transaction {tx} (`{command}`, {time})"),
                 ));
             }
             if let (true, Some(after)) = (committed.contains(tx), after) {

@@ -280,11 +280,11 @@ impl Session {
         let dir = self.config.state_dir.clone();
         let look = match journal::look(&dir) {
             Ok(look) => look,
-            Err(error @ JournalError::Directory { .. }) => return Err(error.into()),
-            Err(error) => {
+            Err(error @ JournalError::Corrupt { .. }) => {
                 (self.notice)(&format!("warning: {error}"));
                 journal::Look::default()
             }
+            Err(error) => return Err(error.into()),
         };
         if look.unsettled() {
             match Journal::open(&dir, Duration::ZERO, &self.config.command_line) {
