@@ -169,16 +169,49 @@ impl Session {
             let backend = NetlinkBackend::new(self.config.netns_dir.clone(), self.config.etc_dir.clone())
                 .map_err(|e| {
                     Error::Message(match e.errno {
-                        Some(libc::EPERM) | Some(libc::EACCES) => format!(
-                            "cnm needs root to change the kernel (CAP_NET_ADMIN and CAP_SYS_ADMIN): {e}; \
-                             run it with sudo, or try it without root with --isolated"
-                        ),
+                        Some(libc::EPERM) | Some(libc::EACCES) => needs_root(&e.to_string()),
                         _ => format!("cannot reach the kernel: {e}"),
                     })
                 })?;
             self.backend = Some(Box::new(backend));
         }
         Ok(self.backend.as_deref_mut().expect("opened above"))
+    }
+
+    /// Refuses at once, before anything is written, a change of the kernel that this
+    /// process has not the capabilities for. Asks the process's own capability sets,
+    /// not the kernel: nothing is touched to find out.
+    fn may_change_kernel(&self) -> Result<(), Error> {
+        if self.backend.is_some() {
+            return Ok(());
+        }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let Some(effective) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        else {
+            return Ok(());
+        };
+        let missing: Vec<&str> = [(12, "CAP_NET_ADMIN"), (21, "CAP_SYS_ADMIN")]
+            .into_iter()
+            .filter(|(bit, _)| effective & (1 << bit) == 0)
+            .map(|(_, name)| name)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Message(needs_root(&format!(
+            "this process lacks {}",
+            missing.join(" and ")
+        ))))
+    }
+
+    /// Says what opening the journal set right (a line cut short, a commit finished).
+    fn say(&mut self, journal: &mut Journal) {
+        for notice in journal.take_notices() {
+            (self.notice)(&notice);
+        }
     }
 
     /// The state directory, locked until the returned journal is dropped; says at once
@@ -198,12 +231,9 @@ impl Session {
                 state_dir.display()
             ))
         };
-        Ok(Journal::open_waiting(
-            state_dir,
-            *lock_timeout,
-            command_line,
-            waiting,
-        )?)
+        let mut journal = Journal::open_waiting(state_dir, *lock_timeout, command_line, waiting)?;
+        self.say(&mut journal);
+        Ok(journal)
     }
 
     /// Finishes a transaction that a crash left open, or whose rollback the kernel
@@ -249,24 +279,37 @@ impl Session {
         Ok(())
     }
 
-    /// The committed state, for what only reads it. A transaction left open by a crash
-    /// is finished first when this process may (it gets the lock and the kernel);
-    /// otherwise the state read is the one before that transaction, which is what it
-    /// left, and a notice says so.
+    /// The committed state, for what only reads it. What a crash left unsettled — a
+    /// journal line cut short, a commit whose state file was not put in place, a
+    /// transaction left open — is set right first when this process may (it gets the
+    /// lock, and for an open transaction the kernel). Otherwise nothing is written: the
+    /// state read is the one a commit vouches for (`state.json.next`, while another cnm
+    /// puts it in place), else `state.json`, and a notice says what is left.
     pub fn committed(&mut self) -> Result<Model, Error> {
-        let open = journal::read_records(&self.config.state_dir)
-            .ok()
-            .and_then(|records| journal::open_transaction(&records));
-        if let Some(open) = open {
-            match Journal::open(&self.config.state_dir, Duration::ZERO, &self.config.command_line) {
+        let dir = self.config.state_dir.clone();
+        let look = match journal::look(&dir) {
+            Ok(look) => look,
+            Err(error @ JournalError::Corrupt { .. }) => {
+                (self.notice)(&format!("warning: {error}"));
+                journal::Look::default()
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if look.unsettled() {
+            match Journal::open(&dir, Duration::ZERO, &self.config.command_line) {
                 Ok(mut journal) => {
-                    let finished = match self.kernel() {
-                        Ok(_) => self.recover(&mut journal),
-                        Err(_) => Err(Error::Message(format!(
-                            "transaction {} was cut short and is not rolled back yet; run any cnm \
-                             command as root (or with the same --isolated session) to roll it back",
-                            open.tx
-                        ))),
+                    self.say(&mut journal);
+                    let finished = match journal.open_transaction() {
+                        Ok(None) => Ok(()),
+                        Ok(Some(open)) => match self.kernel() {
+                            Ok(_) => self.recover(&mut journal),
+                            Err(_) => Err(Error::Message(format!(
+                                "transaction {} was cut short and is not rolled back yet; run any cnm \
+                                 command as root (or with the same --isolated session) to roll it back",
+                                open.tx
+                            ))),
+                        },
+                        Err(error) => Err(error.into()),
                     };
                     if let Err(error) = finished {
                         (self.notice)(&format!(
@@ -275,11 +318,52 @@ impl Session {
                         ));
                     }
                 }
-                Err(JournalError::Locked { .. }) => {}
+                Err(JournalError::Locked { .. }) => {
+                    if let Some(model) = journal::committed_next(&dir) {
+                        return Ok(model);
+                    }
+                }
                 Err(error) => (self.notice)(&format!("warning: {error}")),
             }
         }
-        Ok(crate::state::load(&self.config.state_dir)?)
+        Ok(crate::state::load(&dir)?)
+    }
+
+    /// Rebuilds `state.json` from the journal (`cnm recover --from-journal`): the last
+    /// state a transaction committed; lines of the journal that cannot be read are
+    /// dropped, the file set aside first. A transaction the kept lines leave open is
+    /// then rolled back, as after a crash. Returns what was done, in words.
+    pub fn rebuild_from_journal(&mut self) -> Result<String, Error> {
+        let mut journal = self.lock()?;
+        let rebuilt = journal.rebuild_state()?;
+        let mut said = format!(
+            "Rebuilt {} from {}.\n",
+            self.config.state_dir.join(crate::state::STATE_FILE).display(),
+            rebuilt.from
+        );
+        if let Some(kept) = &rebuilt.kept {
+            said.push_str(&format!(
+                "Dropped {} of the journal that could not be read (line {}); the journal as it was is kept in {}.\n",
+                plural(rebuilt.dropped.len(), "line"),
+                rebuilt
+                    .dropped
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                kept.display()
+            ));
+        }
+        if let Some(replaced) = &rebuilt.replaced {
+            said.push_str(&format!(
+                "The state file it replaced is kept in {}.\n",
+                replaced.display()
+            ));
+        }
+        if journal.open_transaction()?.is_some() {
+            self.recover(&mut journal)?;
+        }
+        Ok(said)
     }
 
     /// Checks already-loaded source against the committed state and the session's
@@ -330,11 +414,19 @@ impl Session {
         progress: &mut dyn Progress,
         vet: &mut dyn FnMut(&Checked, &Sources) -> Result<(), Error>,
     ) -> Result<Applied, Error> {
+        // Errors in the source, and a missing privilege, are found before anything is
+        // written (the state directory, its lock, the journal).
+        let seen = self.committed()?;
+        let mut checked = self.check_against(&seen, sources, files)?;
+        vet(&checked, sources)?;
+        self.may_change_kernel()?;
         let mut journal = self.lock()?;
         self.recover(&mut journal)?;
         let committed = journal.state()?;
-        let mut checked = self.check_against(&committed, sources, files)?;
-        vet(&checked, sources)?;
+        if committed != seen {
+            checked = self.check_against(&committed, sources, files)?;
+            vet(&checked, sources)?;
+        }
         self.refuse_host_subnets(&committed, &checked, sources)?;
         self.decide_forwarding(&committed, &mut checked.model)?;
         let plan = plan::plan(&committed, &checked);
@@ -394,6 +486,7 @@ impl Session {
 
     /// Removes everything the committed state holds, as one transaction.
     pub fn destroy(&mut self, progress: &mut dyn Progress) -> Result<Applied, Error> {
+        self.may_change_kernel()?;
         let mut journal = self.lock()?;
         self.recover(&mut journal)?;
         let committed = journal.state()?;
@@ -420,10 +513,10 @@ impl Session {
     /// transaction planned from the state recorded before it: twice goes back two.
     /// `None` when there is nothing to undo.
     pub fn undo(&mut self, progress: &mut dyn Progress) -> Result<Option<(u64, Applied)>, Error> {
+        self.may_change_kernel()?;
         let mut journal = self.lock()?;
         self.recover(&mut journal)?;
-        let Some((undone, mut before)) = journal::undo_target(&journal.records()?).map_err(Error::Message)?
-        else {
+        let Some((undone, mut before)) = journal::undo_target(&self.config.state_dir)? else {
             return Ok(None);
         };
         let committed = journal.state()?;
@@ -467,7 +560,14 @@ impl Session {
         if plan.is_empty() {
             return Ok(None);
         }
-        let tx = journal.begin(&self.config.command_line, source_names, plan, before, undoes)?;
+        let tx = journal.begin(
+            &self.config.command_line,
+            source_names,
+            plan,
+            before,
+            desired,
+            undoes,
+        )?;
         let interrupt = self.interrupt.clone();
         let etc_dir = self.config.etc_dir.clone();
         let outcome = exec::apply(plan, self.kernel()?, progress, &interrupt.0, &mut |index| {
@@ -476,10 +576,22 @@ impl Session {
         // A stop asked for during this transaction ends with it.
         interrupt.reset();
         let (stop, undone) = match outcome {
-            Ok(()) => {
-                journal.commit(tx, desired)?;
-                return Ok(Some(tx));
-            }
+            Ok(()) => match journal.commit(tx, desired) {
+                Ok(()) => {
+                    self.say(journal);
+                    return Ok(Some(tx));
+                }
+                // Not committed (a full disk, say): the kernel goes back to the state
+                // the journal still holds, as for any other failure.
+                Err(error) => {
+                    let undone = exec::recover(&plan.steps, plan.steps.len(), self.kernel()?);
+                    let stop = Stop::Journal {
+                        index: plan.steps.len(),
+                        error: format!("cannot commit: {error}"),
+                    };
+                    (stop, undone)
+                }
+            },
             Err(failure) => failure,
         };
         let why = match &stop {
@@ -491,19 +603,19 @@ impl Session {
             Stop::Interrupted { index } => format!("interrupted before step {}", index + 1),
             Stop::Journal { error, .. } => error.clone(),
         };
-        if undone.is_complete() {
-            journal.rolled_back(tx, &why, undone.steps, Vec::new())?;
+        let recorded = if undone.is_complete() {
+            journal.rolled_back(tx, &why, undone.steps, Vec::new())
         } else {
-            journal.rollback_incomplete(tx, &why, undone.error_lines(&etc_dir), undone.pending())?;
+            journal.rollback_incomplete(tx, &why, undone.error_lines(&etc_dir), undone.pending())
+        };
+        let mut report = failure_report(sources, plan, Some(tx), &stop, &undone, &etc_dir);
+        if let Err(error) = recorded {
+            report.push_str(&format!(
+                "error: the journal could not record the rollback ({error}); transaction {tx} stays \
+                 open there, and the next cnm command rolls it back again\n"
+            ));
         }
-        Err(Error::Report(failure_report(
-            sources,
-            plan,
-            Some(tx),
-            &stop,
-            &undone,
-            &etc_dir,
-        )))
+        Err(Error::Report(report))
     }
 
     /// Records in `desired` whether cnm has turned the host's `ip_forward` on: it turns
@@ -582,6 +694,14 @@ impl Session {
     }
 }
 
+/// The refusal of a change of the kernel for want of privilege, with `why`.
+fn needs_root(why: &str) -> String {
+    format!(
+        "cnm needs root to change the kernel (CAP_NET_ADMIN and CAP_SYS_ADMIN): {why}; \
+         run it with sudo, or try it without root with --isolated"
+    )
+}
+
 /// What a rollback that the kernel refused in part leaves, and what happens next.
 fn incomplete_rollback(tx: u64, undone: &Undone, etc_dir: &std::path::Path) -> String {
     let mut text = format!(
@@ -628,6 +748,9 @@ fn failure_report(
                 plan.steps.len()
             ),
         ),
+        Stop::Journal { index, error } if *index >= plan.steps.len() => {
+            (*index, format!("apply could not be committed: {error}"))
+        }
         Stop::Journal { index, error } => (*index, format!("apply stopped at step {}: {error}", index + 1)),
     };
     let help = match tx {

@@ -4,10 +4,10 @@
 //! (see [`consistency`]).
 
 mod consistency;
+pub mod files;
 
 use std::path::{Path, PathBuf};
 
-use crate::io_reason::io_reason;
 use crate::model::{Model, STATE_FORMAT_VERSION};
 
 pub const STATE_FILE: &str = "state.json";
@@ -16,7 +16,7 @@ pub const STATE_FILE: &str = "state.json";
 pub enum StateError {
     #[error("cannot read {path}: {reason}")]
     Unreadable { path: PathBuf, reason: String },
-    #[error("{path} is corrupt at line {line}, column {column}: {reason}")]
+    #[error("{path} is corrupt at line {line}, column {column}: {reason}; cnm leaves it as it is (`cnm recover --from-journal` rebuilds it from the journal)")]
     Corrupt {
         path: PathBuf,
         line: usize,
@@ -30,19 +30,27 @@ pub enum StateError {
 }
 
 /// The committed model in `dir`, or an empty one if nothing was ever applied there.
+/// `state.json` is read only if it is a regular file (not a link, not a FIFO) of at
+/// most [`files::MAX_STATE_BYTES`].
 pub fn load(dir: &Path) -> Result<Model, StateError> {
     let path = dir.join(STATE_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Model::empty()),
-        Err(e) => {
-            return Err(StateError::Unreadable {
-                reason: io_reason(&e),
-                path,
-            })
-        }
+    let unreadable = |reason: String| StateError::Unreadable {
+        path: path.clone(),
+        reason,
     };
-    let model: Model = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+    let bytes = match files::read_bounded(&path, files::MAX_STATE_BYTES) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(Model::empty()),
+        Err(e) => return Err(unreadable(files::describe(&e))),
+    };
+    let text = String::from_utf8(bytes).map_err(|_| unreadable("it is not UTF-8 text".into()))?;
+    parse(&path, &text)
+}
+
+/// The model that `text`, read from `path`, holds.
+pub fn parse(path: &Path, text: &str) -> Result<Model, StateError> {
+    let path = path.to_path_buf();
+    let model: Model = serde_json::from_str(text).map_err(|e| StateError::Corrupt {
         line: e.line(),
         column: e.column(),
         reason: strip_position(&e.to_string()),

@@ -239,8 +239,35 @@ unless the error says the kernel refused part of the rollback)."
         command: Vec<String>,
     },
 
-    /// Print the history of transactions from the journal.
-    Log,
+    /// Print the history of transactions from the journal, newest first.
+    ///
+    /// One line per transaction: its number, time, steps, outcome (committed, rolled
+    /// back and why, cut short and recovered, open) and command. Lists the last 20
+    /// unless told otherwise; archived journals are read only as far back as needed.
+    Log {
+        /// List the last N transactions.
+        #[arg(long, value_name = "N", default_value_t = show::DEFAULT_LOG_LIMIT, conflicts_with = "all")]
+        limit: usize,
+        /// List every transaction.
+        #[arg(long)]
+        all: bool,
+    },
+
+    /// Set the state directory right by hand: `--from-journal` rebuilds state.json.
+    ///
+    /// For a state.json that is lost or corrupt, or a journal corrupt before its end:
+    /// every line of journal.jsonl that can be read is kept (the file as it was is set
+    /// aside as journal.jsonl.corrupt-TIME first, if some cannot), state.json becomes
+    /// the last state a transaction committed (the old file is kept as
+    /// state.json.replaced-TIME), and a transaction the kept lines leave open is rolled
+    /// back as after a crash. The kernel is not read: run it where the kernel still
+    /// holds what the journal says.
+    #[command(after_help = "Exit status: 0 rebuilt; 1 errors.")]
+    Recover {
+        /// Rebuild state.json from the journal's committed transactions.
+        #[arg(long, required = true)]
+        from_journal: bool,
+    },
 
     /// Test scripts: apply each in namespaces of its own and check its expectations.
     ///
@@ -420,7 +447,8 @@ pub fn main() -> ExitCode {
         Command::Undo => apply::undo(&settings),
         Command::Show => show::show(&settings),
         Command::Inspect { name } => show::inspect(&settings, &name),
-        Command::Log => show::log(&settings),
+        Command::Log { limit, all } => show::log_paged(&settings, (!all).then_some(limit)),
+        Command::Recover { from_journal: _ } => show::recover(&settings),
         Command::Test { files, junit, json } => test::test(&files, junit.as_deref(), json),
         Command::TestOne { file } => test::test_one(&settings, &file),
         Command::Export => show::export(&settings),

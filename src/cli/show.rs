@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde_json::{json, Map, Value};
 
 use super::{committed_state, Failure, Settings};
-use crate::journal::{read_records, Record};
+use crate::journal::{self, Outcome};
 use crate::model::{Driver, Endpoint, Model, Network, Sandbox};
 
 /// Rows as aligned columns, the first row a header.
@@ -288,55 +288,60 @@ fn inspect_endpoint(model: &Model, e: &Endpoint) -> Value {
     value
 }
 
-/// The transactions of the journal, one line each.
+/// The transactions of the journal, one line each, newest first: the last 20.
 pub fn log(settings: &Settings) -> Result<ExitCode, Failure> {
-    let records = read_records(&settings.state_dir)?;
+    log_paged(settings, Some(DEFAULT_LOG_LIMIT))
+}
+
+/// How many transactions `cnm log` lists unless told.
+pub const DEFAULT_LOG_LIMIT: usize = 20;
+
+/// The last `limit` transactions of the journal (all of them with `None`), newest
+/// first, one line each. Reads the archived journals only as far back as it lists; reads
+/// around a last line cut short (the next command that takes the lock removes it).
+pub fn log_paged(settings: &Settings, limit: Option<usize>) -> Result<ExitCode, Failure> {
+    let (transactions, more) = journal::history(&settings.state_dir, limit)?;
     let mut rows = vec![vec!["TX", "TIME", "STEPS", "OUTCOME", "COMMAND"]
         .into_iter()
         .map(String::from)
         .collect::<Vec<_>>()];
-    for record in &records {
-        let Record::Begin {
-            tx,
-            time,
-            command,
-            steps,
-            ..
-        } = record
-        else {
-            continue;
+    for t in &transactions {
+        let outcome = match &t.outcome {
+            Outcome::Committed => "committed".to_string(),
+            Outcome::RolledBack(reason) => format!("rolled back: {reason}"),
+            Outcome::Recovered(undone) => format!("cut short; recovered ({undone} steps undone)"),
+            Outcome::Incomplete(pending) => {
+                format!("open: rollback incomplete, {pending} undo operations refused")
+            }
+            Outcome::Open => "open".to_string(),
         };
-        // The last word on a transaction decides: a rollback left incomplete may be
-        // finished by a later command.
-        let outcome = records
-            .iter()
-            .rev()
-            .find_map(|r| match r {
-                Record::Commit { tx: t, .. } if t == tx => Some("committed".to_string()),
-                Record::RolledBack { tx: t, reason, .. } if t == tx => Some(format!("rolled back: {reason}")),
-                Record::Recovered { tx: t, undone, .. } if t == tx => {
-                    Some(format!("cut short; recovered ({undone} steps undone)"))
-                }
-                Record::RollbackIncomplete { tx: t, pending, .. } if t == tx => Some(format!(
-                    "open: rollback incomplete, {} undo operations refused",
-                    pending.len()
-                )),
-                _ => None,
-            })
-            .unwrap_or_else(|| "open".to_string());
         rows.push(vec![
-            tx.to_string(),
-            time.clone(),
-            steps.len().to_string(),
+            t.tx.to_string(),
+            t.time.clone(),
+            t.steps.to_string(),
             outcome,
-            command.clone(),
+            t.command.clone(),
         ]);
     }
     if rows.len() == 1 {
         say!("No transactions yet.");
-    } else {
-        let _ = std::io::stdout().write_all(super::show::table(&rows).as_bytes());
+        return Ok(ExitCode::SUCCESS);
     }
+    let mut out = super::show::table(&rows);
+    if more {
+        out.push_str(&format!(
+            "(the last {}; `cnm log --limit N` or `cnm log --all` lists more)\n",
+            transactions.len()
+        ));
+    }
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cnm recover --from-journal`: rebuilds state.json from the journal.
+pub fn recover(settings: &Settings) -> Result<ExitCode, Failure> {
+    let said = settings.session().rebuild_from_journal()?;
+    print!("{said}");
     Ok(ExitCode::SUCCESS)
 }
 
