@@ -160,6 +160,28 @@ proptest! {
     }
 }
 
+/// The case the property found: disconnecting and connecting again within one script
+/// gives the endpoint back its veth name, as doing it entry by entry does.
+#[test]
+fn a_reconnect_in_one_script_keeps_the_veth_name() {
+    let entries = [
+        "sandbox b mode none",
+        "network n1 subnet 10.1.0.0/24",
+        "connect b to n1 alias x",
+        "disconnect b from n1",
+        "connect b to n1 alias x",
+    ];
+    let whole_dir = StateDir::new();
+    let mut whole = session(&whole_dir);
+    apply(&mut whole, &entries.join("\n")).unwrap();
+    let one_dir = StateDir::new();
+    let mut one_by_one = session(&one_dir);
+    for entry in entries {
+        apply(&mut one_by_one, entry).unwrap();
+    }
+    assert_eq!(committed(&mut one_by_one), committed(&mut whole));
+}
+
 #[test]
 fn variables_persist_from_one_entry_to_the_next_and_only_when_applied() {
     let state = StateDir::new();

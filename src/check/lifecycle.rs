@@ -45,6 +45,10 @@ impl Checker<'_> {
     /// endpoint with a way out takes it over.
     fn drop_endpoint(&mut self, name: &str, span: Span) {
         let endpoint = self.model.endpoints.shift_remove(name).expect("a known endpoint");
+        // Its veth goes before anything is made (removals come first in a plan; a name
+        // a deleted namespace's veth held is waited for), so the name is free again:
+        // disconnect and connect again in one script end where they do one by one.
+        self.host_ifnames.remove(&endpoint.host_ifname);
         self.addresses_released();
         self.causes.changed(ObjectKind::Endpoint, name, span);
         self.declared.remove(&(ObjectKind::Endpoint, name.to_string()));
