@@ -248,6 +248,25 @@ fn history_survives_a_restart() {
     std::fs::remove_dir_all(&state).unwrap();
 }
 
+/// A history file that is a symbolic link (planted in the state directory) is never
+/// followed: the session says the history is not kept, and the link's target stays as
+/// it was.
+#[test]
+fn a_symlinked_history_file_is_not_followed() {
+    let state = std::env::temp_dir().join(format!("cnm-repl-planted-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    let target = state.join("target");
+    std::fs::write(&target, "mine\n").unwrap();
+    std::os::unix::fs::symlink(&target, state.join("history")).unwrap();
+    let mut repl = Repl::start(&["--state-dir", state.to_str().unwrap()]);
+    repl.expect("the history is not kept: .*history it is a symbolic link, which cnm does not follow");
+    repl.line("let x = 1");
+    repl.leave();
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "mine\n");
+    std::fs::remove_dir_all(&state).unwrap();
+}
+
 #[test]
 fn help_documents_the_prompt_and_every_statement() {
     let help = |args: &[&str]| {

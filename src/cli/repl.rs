@@ -297,7 +297,25 @@ impl HistoryFile {
         }
     }
 
-    fn load(&self, editor: &mut Editor<Helper, FileHistory>) {
+    /// Why the file must not be read or written: cnm never follows a link planted in
+    /// its state directory, nor reads a FIFO or a device.
+    fn refused(&self) -> Option<&'static str> {
+        let meta = std::fs::symlink_metadata(&self.path).ok()?;
+        if meta.file_type().is_symlink() {
+            Some("it is a symbolic link, which cnm does not follow")
+        } else if !meta.is_file() {
+            Some("it is not a regular file")
+        } else {
+            None
+        }
+    }
+
+    fn load(&mut self, editor: &mut Editor<Helper, FileHistory>) {
+        if let Some(why) = self.refused() {
+            note!("cnm: the history is not kept: {} {why}", self.path.display());
+            self.warned = true;
+            return;
+        }
         if self.path.exists() {
             if let Err(error) = editor.load_history(&self.path) {
                 note!("cnm: cannot read the history {}: {error}", self.path.display());
@@ -309,6 +327,9 @@ impl HistoryFile {
     /// appends it to the file (mode 0600).
     fn add(&mut self, editor: &mut Editor<Helper, FileHistory>, entry: &str) {
         if !matches!(editor.add_history_entry(entry), Ok(true)) {
+            return;
+        }
+        if self.refused().is_some() {
             return;
         }
         if let Some(dir) = self.path.parent() {
