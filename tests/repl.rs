@@ -24,6 +24,11 @@ struct Repl(OsSession);
 impl Repl {
     /// `cnm ARGS… repl`, without colours, in a terminal rustyline fully supports.
     fn start(args: &[&str]) -> Repl {
+        Repl::started(args).0
+    }
+
+    /// As [`Repl::start`], with what cnm wrote up to its banner.
+    fn started(args: &[&str]) -> (Repl, String) {
         let mut command = Command::new(CNM);
         command
             .args(args)
@@ -38,8 +43,8 @@ impl Repl {
         session.get_process_mut().set_window_size(120, 40).unwrap();
         session.set_expect_timeout(Some(Duration::from_secs(60)));
         let mut repl = Repl(session);
-        repl.expect("Ctrl-D leaves");
-        repl
+        let banner = repl.expect("Ctrl-D leaves");
+        (repl, banner)
     }
 
     /// Waits for an empty prompt (the prompt, then the cursor put after it) and returns
@@ -259,8 +264,12 @@ fn a_symlinked_history_file_is_not_followed() {
     let target = state.join("target");
     std::fs::write(&target, "mine\n").unwrap();
     std::os::unix::fs::symlink(&target, state.join("history")).unwrap();
-    let mut repl = Repl::start(&["--state-dir", state.to_str().unwrap()]);
-    repl.expect("the history is not kept: .*history it is a symbolic link, which cnm does not follow");
+    let (mut repl, banner) = Repl::started(&["--state-dir", state.to_str().unwrap()]);
+    let said = format!(
+        "cnm: the history is not kept: {} it is a symbolic link, which cnm does not follow",
+        state.join("history").display()
+    );
+    assert!(banner.contains(&said), "{banner}");
     repl.line("let x = 1");
     repl.leave();
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "mine\n");
