@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::run;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -63,16 +65,6 @@ impl Env {
     fn file(&self, name: &str) -> Option<String> {
         std::fs::read_to_string(self.state.join(name)).ok()
     }
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The namespaces, and the links and addresses on the host and in each, as iproute2

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::run;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -168,16 +170,6 @@ fn assert_same_kernel(before: &str, after: &str, what: &str) {
         let came: Vec<&&str> = new.iter().filter(|l| !old.contains(l)).collect();
         panic!("{what}: the kernel changed\n--- before\n{gone:#?}\n--- after\n{came:#?}");
     }
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn ip_json(args: &[&str]) -> Value {

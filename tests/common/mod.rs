@@ -48,3 +48,16 @@ pub fn in_namespaces(test: &str, body: impl FnOnce()) {
         "{test} did not run inside its namespaces:\n{text}"
     );
 }
+
+/// Runs a program to success and returns what it printed; a failure fails the test
+/// with the program's complaint.
+#[allow(dead_code)] // Not every test binary that shares this module runs programs.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
