@@ -195,7 +195,7 @@ pub fn undo<'a>(lists: impl Iterator<Item = &'a [Op]>, backend: &mut dyn Backend
                 continue;
             }
             undone.send(&mut batch, backend);
-            if let Err(error) = backend.apply(op) {
+            if let Err(error) = apply_waiting(op, backend) {
                 undone.refused.push((op.clone(), error));
             }
         }
@@ -203,6 +203,23 @@ pub fn undo<'a>(lists: impl Iterator<Item = &'a [Op]>, backend: &mut dyn Backend
     }
     undone.send(&mut batch, backend);
     undone
+}
+
+/// Applies an undo operation. A veth whose name is taken may be meeting the host end
+/// of a namespace deleted earlier — by a process that crashed, whose list of vanishing
+/// names is lost — that the kernel has not removed yet: the name is waited for (as long
+/// as `settle` waits), then the veth made again. A name something else holds stays
+/// refused.
+fn apply_waiting(op: &Op, backend: &mut dyn Backend) -> Result<(), KernelError> {
+    match (backend.apply(op), op) {
+        (Err(error), Op::AddVeth { link, .. }) if error.errno == Some(libc::EEXIST) => {
+            match backend.settle(std::slice::from_ref(link)) {
+                Ok(()) => backend.apply(op),
+                Err(_) => Err(error),
+            }
+        }
+        (result, _) => result,
+    }
 }
 
 impl Undone {
@@ -415,6 +432,67 @@ mod tests {
         let k = plan.steps.iter().position(|s| s.op == squatter).unwrap();
         // The kernel refuses the bridge by itself (EEXIST): no injection.
         assert_rolls_back(&before, &plan, k, |_| {});
+    }
+
+    /// A later process undoing a namespace deletion does not know which veth names the
+    /// kernel is still removing (the deletion's step did not record them, or the list
+    /// was lost): a veth name found taken is waited for, then the veth made again; a
+    /// name something else holds is still refused.
+    #[test]
+    fn an_undo_in_a_later_process_waits_for_a_vanishing_veth() {
+        let (committed, _) = plan_text(
+            "network n subnet 10.9.0.0/24\nsandbox a mode none\nconnect a to n\n",
+            &Model::empty(),
+        );
+        let before = kernel_of(&committed);
+        let (_, stop) = plan_text("stop a\n", &committed);
+        let deletion = stop
+            .steps
+            .iter()
+            .find(|s| matches!(s.op, Op::DelNetns { .. }))
+            .unwrap();
+        let Op::DelNetns { netns, links } = &deletion.op else {
+            unreachable!()
+        };
+        assert!(!links.is_empty());
+        let mut kernel = before.clone();
+        // Deleted, its veth lingering, by a process that then died.
+        kernel
+            .apply(&Op::DelNetns {
+                netns: netns.clone(),
+                links: Vec::new(),
+            })
+            .unwrap();
+        let undone = undo(std::iter::once(deletion.undo.as_slice()), &mut kernel);
+        assert!(undone.is_complete(), "{:?}", undone.refused);
+        assert_eq!(kernel.snapshot(), before.snapshot());
+
+        // A veth name held by a link nothing is removing stays refused.
+        let mut kernel = before.clone();
+        let Some(Op::AddVeth { link, .. }) = deletion.undo.iter().find(|op| matches!(op, Op::AddVeth { .. }))
+        else {
+            unreachable!()
+        };
+        kernel
+            .apply(&Op::DelNetns {
+                netns: netns.clone(),
+                links: Vec::new(),
+            })
+            .unwrap();
+        kernel.settle(std::slice::from_ref(link)).unwrap();
+        kernel
+            .apply(&Op::AddBridge {
+                bridge: link.clone(),
+                mtu: 1500,
+            })
+            .unwrap();
+        let undone = undo(std::iter::once(deletion.undo.as_slice()), &mut kernel);
+        assert!(
+            matches!(undone.refused[0].0, Op::AddVeth { .. }),
+            "{:?}",
+            undone.refused
+        );
+        assert_eq!(undone.refused[0].1.errno, Some(libc::EEXIST));
     }
 
     /// Undo operations can be refused too. For every step k and every undo operation,
