@@ -32,7 +32,6 @@ pub mod expect;
 pub mod export;
 pub mod gc;
 pub mod graph;
-pub mod host;
 pub mod io_reason;
 pub mod journal;
 pub mod model;

@@ -9,7 +9,9 @@ use ipnetwork::{Ipv4Network, Ipv6Network};
 use super::differences::{list_or_none, Differences};
 use super::{values, Checker};
 use crate::error::{Diagnostic, ErrorKind};
-use crate::model::{bridge_name, object_id, Driver, Ipv6Subnet, Network, ObjectKind, DEFAULT_MTU};
+use crate::model::{
+    bridge_name, object_id, subnets_overlap, Driver, Ipv6Subnet, Network, ObjectKind, DEFAULT_MTU,
+};
 use crate::syntax::{Opt, Span, Word};
 
 /// The longest IPv4 prefix a network may have: a /30 holds the network address, the
@@ -219,7 +221,7 @@ impl Checker<'_> {
                     .model
                     .networks
                     .values()
-                    .any(|n| overlaps(n.subnet, *candidate))
+                    .any(|n| subnets_overlap(n.subnet, *candidate))
             })
     }
 
@@ -266,7 +268,12 @@ impl Checker<'_> {
 
     /// Whether `subnet` overlaps no other network's; an error at `span` if it does.
     pub(super) fn subnet_free(&mut self, network: &str, subnet: Ipv4Network, span: Span) -> bool {
-        let Some(other) = self.model.networks.values().find(|n| overlaps(n.subnet, subnet)) else {
+        let Some(other) = self
+            .model
+            .networks
+            .values()
+            .find(|n| subnets_overlap(n.subnet, subnet))
+        else {
             return true;
         };
         let kind = ErrorKind::SubnetOverlap {
@@ -349,10 +356,6 @@ fn network_differences(existing: &Network, wanted: &NetworkOptions) -> Differenc
 /// A valid interface name, as an owned value.
 pub(super) fn ifname(text: &str) -> Result<String, String> {
     values::ifname(text).map(|()| text.to_string())
-}
-
-fn overlaps(a: Ipv4Network, b: Ipv4Network) -> bool {
-    a.contains(b.network()) || b.contains(a.network())
 }
 
 /// The address after the network address: the gateway unless another is given.

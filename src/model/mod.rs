@@ -99,6 +99,11 @@ impl fmt::Display for Driver {
     }
 }
 
+/// Whether two IPv4 subnets share an address.
+pub fn subnets_overlap(a: Ipv4Network, b: Ipv4Network) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
 impl Network {
     /// The addresses endpoints are allocated from: the ip-range if given, else the subnet.
     pub fn pool(&self) -> Ipv4Network {

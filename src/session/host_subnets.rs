@@ -3,11 +3,13 @@
 //! addresses through the bridge, as Podman also refuses), and one that overlaps a host
 //! route is named in a warning (that traffic would go to the sandboxes).
 
+use ipnetwork::IpNetwork;
+
 use super::{Error, Session};
 use crate::check::Checked;
 use crate::error::{Diagnostic, ErrorKind};
-use crate::host::{overlaps, Host};
-use crate::model::{Driver, Model, Network, ObjectKind};
+use crate::model::{subnets_overlap, Driver, Model, Network, ObjectKind};
+use crate::observe::Space;
 use crate::syntax::Sources;
 
 impl Session {
@@ -28,8 +30,18 @@ impl Session {
         if new.is_empty() || !self.reads_host {
             return Ok(());
         }
-        let host =
-            Host::read().map_err(|e| Error::Message(format!("cannot read the host's addresses: {e}")))?;
+        let host = Space::read(None)
+            .map_err(|e| Error::Message(format!("cannot read the host's addresses: {e}")))?;
+        let addresses = host.links.iter().flat_map(|(interface, link)| {
+            link.addresses.iter().filter_map(move |address| match address {
+                IpNetwork::V4(address) => Some((interface, *address)),
+                IpNetwork::V6(_) => None,
+            })
+        });
+        let routes = host.routes.iter().filter_map(|route| match route.destination {
+            IpNetwork::V4(destination) if destination.prefix() > 0 => Some((destination, &route.interface)),
+            _ => None,
+        });
         let cnm_bridges: Vec<&str> = [committed, &checked.model]
             .iter()
             .flat_map(|m| m.networks.values().filter_map(|n| n.bridge.as_deref()))
@@ -41,28 +53,22 @@ impl Session {
                 .causes
                 .maker(ObjectKind::Network, &network.name)
                 .or_else(|| checked.causes.latest(ObjectKind::Network, &network.name));
-            let on_host = host.addresses.iter().find(|a| {
-                let ipnetwork::IpNetwork::V4(address) = a.address else {
-                    return false;
-                };
-                let lan =
-                    ipnetwork::Ipv4Network::new(address.network(), address.prefix()).expect("a valid prefix");
-                foreign(&a.interface) && overlaps(network.subnet, lan)
-            });
-            if let (Some(found), Some(span)) = (on_host, span) {
+            let on_host = addresses
+                .clone()
+                .find(|(interface, address)| foreign(interface) && subnets_overlap(network.subnet, *address));
+            if let (Some((interface, address)), Some(span)) = (on_host, span) {
                 let kind = ErrorKind::SubnetOnHost {
                     subnet: network.subnet.to_string(),
-                    address: found.address.to_string(),
-                    interface: found.interface.clone(),
+                    address: address.to_string(),
+                    interface: interface.clone(),
                 };
                 diagnostics.push(Diagnostic::new(kind, span));
                 continue;
             }
-            let routed = host
-                .routes
-                .iter()
-                .find(|r| foreign(&r.interface) && overlaps(network.subnet, r.destination));
-            if let Some(route) = routed {
+            let routed = routes.clone().find(|(destination, interface)| {
+                foreign(interface) && subnets_overlap(network.subnet, *destination)
+            });
+            if let Some((destination, interface)) = routed {
                 let place = span.map_or_else(String::new, |span| {
                     let (file, at) = sources.position(span);
                     format!("{file}:{}: ", at.line)
@@ -70,7 +76,7 @@ impl Session {
                 (self.notice)(&format!(
                     "warning: {place}network {} ({}) overlaps the host's route to {} via {}: traffic to \
                      those addresses goes to the network's sandboxes",
-                    network.name, network.subnet, route.destination, route.interface
+                    network.name, network.subnet, destination, interface
                 ));
             }
         }

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use ipnetwork::Ipv4Network;
 
 use crate::check::{values, LONGEST_PREFIX_V4, LONGEST_PREFIX_V6};
-use crate::model::{Driver, Endpoint, Mode, Model, Network, Sandbox};
+use crate::model::{subnets_overlap, Driver, Endpoint, Mode, Model, Network, Sandbox};
 
 /// The first inconsistency of `model`, if it has one.
 pub fn problem(model: &Model) -> Option<String> {
@@ -81,7 +81,7 @@ fn networks(model: &Model) -> Result<(), String> {
     }
     let all: Vec<&Network> = model.networks.values().collect();
     for (i, a) in all.iter().enumerate() {
-        if let Some(b) = all[i + 1..].iter().find(|b| overlaps(a.subnet, b.subnet)) {
+        if let Some(b) = all[i + 1..].iter().find(|b| subnets_overlap(a.subnet, b.subnet)) {
             return Err(format!(
                 "subnet {} of network `{}` overlaps subnet {} of network `{}`",
                 a.subnet, a.name, b.subnet, b.name
@@ -89,10 +89,6 @@ fn networks(model: &Model) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn overlaps(a: Ipv4Network, b: Ipv4Network) -> bool {
-    a.contains(b.network()) || b.contains(a.network())
 }
 
 /// Subnets with room for a gateway and endpoints, gateways and ip-range inside them.
