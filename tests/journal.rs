@@ -452,7 +452,21 @@ fn without_privilege_nothing_is_written() {
     // Anyone may make the state directory here: only cnm's own check stops it.
     std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
     let state = base.join("state");
-    for args in [&["apply", "scripts/seed.cnm"][..], &["destroy"], &["undo"]] {
+    // The user `nobody` may not reach the checkout (a private directory, as root's home
+    // is): the binary and the script it runs are copied where it may.
+    use std::os::unix::fs::PermissionsExt;
+    let cnm = base.join("cnm");
+    std::fs::copy(CNM, &cnm).unwrap();
+    std::fs::set_permissions(&cnm, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = base.join("seed.cnm");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/seed.cnm"),
+        &script,
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let script = script.to_str().unwrap();
+    for args in [&["apply", script][..], &["destroy"], &["undo"]] {
         let mut command = if nix::unistd::geteuid().is_root() {
             let mut command = Command::new("setpriv");
             command.args([
@@ -460,11 +474,11 @@ fn without_privilege_nothing_is_written() {
                 "--regid=65534",
                 "--clear-groups",
                 "--inh-caps=-all",
-                CNM,
             ]);
+            command.arg(&cnm);
             command
         } else {
-            Command::new(CNM)
+            Command::new(&cnm)
         };
         let out = command
             .arg("--state-dir")
@@ -472,7 +486,7 @@ fn without_privilege_nothing_is_written() {
             .args(["--netns-dir"])
             .arg(base.join("netns"))
             .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(&base)
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
