@@ -160,17 +160,29 @@ proptest! {
     }
 }
 
-/// The case the property found: disconnecting and connecting again within one script
-/// gives the endpoint back its veth name, as doing it entry by entry does.
+/// The cases the property found: disconnecting (or removing the sandbox) and
+/// connecting again within one script gives the endpoint back its veth name, as doing
+/// it entry by entry does.
 #[test]
 fn a_reconnect_in_one_script_keeps_the_veth_name() {
-    let entries = [
+    a_script_ends_where_its_entries_do(&[
         "sandbox b mode none",
         "network n1 subnet 10.1.0.0/24",
         "connect b to n1 alias x",
         "disconnect b from n1",
         "connect b to n1 alias x",
-    ];
+    ]);
+    a_script_ends_where_its_entries_do(&[
+        "network n1 subnet 10.1.0.0/24",
+        "sandbox b mode none",
+        "connect b to n1 alias x",
+        "remove sandbox b",
+        "sandbox b mode none",
+        "connect b to n1 alias x",
+    ]);
+}
+
+fn a_script_ends_where_its_entries_do(entries: &[&str]) {
     let whole_dir = StateDir::new();
     let mut whole = session(&whole_dir);
     apply(&mut whole, &entries.join("\n")).unwrap();

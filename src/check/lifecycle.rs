@@ -2,7 +2,7 @@
 
 use super::{suggest, Checker};
 use crate::error::ErrorKind;
-use crate::model::{Mode, ObjectKind, Status};
+use crate::model::{Endpoint, Mode, ObjectKind, Status};
 use crate::syntax::{Span, Word};
 
 /// At most this many names are listed in one message; the rest are counted.
@@ -41,15 +41,21 @@ impl Checker<'_> {
         self.drop_endpoint(&endpoint, span);
     }
 
+    /// Takes an endpoint out of the model, its addresses and its veth's name free again.
+    /// The veth goes before anything is made (removals come first in a plan, and a name
+    /// a deleted namespace's veth held is waited for), so a script that removes and
+    /// makes it again ends where doing it entry by entry does.
+    fn forget_endpoint(&mut self, name: &str) -> Endpoint {
+        let endpoint = self.model.endpoints.shift_remove(name).expect("a known endpoint");
+        self.host_ifnames.remove(&endpoint.host_ifname);
+        self.addresses_released();
+        endpoint
+    }
+
     /// Removes an endpoint; if it carried its sandbox's default route, the next
     /// endpoint with a way out takes it over.
     fn drop_endpoint(&mut self, name: &str, span: Span) {
-        let endpoint = self.model.endpoints.shift_remove(name).expect("a known endpoint");
-        // Its veth goes before anything is made (removals come first in a plan; a name
-        // a deleted namespace's veth held is waited for), so the name is free again:
-        // disconnect and connect again in one script end where they do one by one.
-        self.host_ifnames.remove(&endpoint.host_ifname);
-        self.addresses_released();
+        let endpoint = self.forget_endpoint(name);
         self.causes.changed(ObjectKind::Endpoint, name, span);
         self.declared.remove(&(ObjectKind::Endpoint, name.to_string()));
         let Some(sandbox) = endpoint.sandbox else { return };
@@ -128,8 +134,7 @@ impl Checker<'_> {
                     );
                 }
                 for endpoint in self.joined.remove(&name).unwrap_or_default() {
-                    self.model.endpoints.shift_remove(&endpoint);
-                    self.addresses_released();
+                    self.forget_endpoint(&endpoint);
                     self.causes.changed(ObjectKind::Endpoint, endpoint, span);
                 }
                 self.connected.retain(|(sandbox, _), _| *sandbox != name);
