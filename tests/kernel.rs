@@ -1712,7 +1712,7 @@ fn cnm_strace(env: &Env, trace: &str, inject: &str, args: &[&str]) -> Output {
             "-o",
             trace,
             "-e",
-            "trace=sendto,sendmsg,umount2,unlink",
+            "trace=sendto,sendmsg,recvfrom,umount2,unlink",
             "-e",
         ])
         .arg(format!("inject={inject}"))
@@ -1762,66 +1762,80 @@ fn comparable(kernel: &str) -> String {
 fn a_netlink_request_that_fails_to_go_out_is_rolled_back_at_every_position() {
     in_namespaces(
         "a_netlink_request_that_fails_to_go_out_is_rolled_back_at_every_position",
-        |env| {
-            let script = topology_only("scripts/modes.cnm", "modes.cnm");
-            let before = env.kernel();
-            env.cnm_ok(&["apply", &script]);
-            let applied = comparable(&env.kernel());
-            let committed = env.state_json();
-            env.cnm_ok(&["destroy"]);
-            assert_same_kernel(&comparable(&before), &comparable(&env.kernel()), "destroyed");
-            let empty = env.state_json();
+        |env| sweep_netlink_faults(env, "sendto:error=ENOBUFS", "sendto failures"),
+    );
+}
 
-            let trace = "/run/cnm-test/trace";
-            let (mut positions, mut rolled_back, mut completed) = (0, 0, 0);
-            for n in 1.. {
-                let inject = format!("sendto:error=ENOBUFS:when={n}");
-                let out = cnm_strace(env, trace, &inject, &["apply", &script]);
-                let text = std::fs::read_to_string(trace).unwrap();
-                let Some(injected) = text.lines().find(|l| l.contains("(INJECTED)")) else {
-                    assert!(out.status.success(), "no injection, yet it failed");
-                    break;
-                };
-                assert!(injected.contains("NETLINK"), "position {n}: {injected}");
-                positions += 1;
-                let err = String::from_utf8_lossy(&out.stderr);
-                match out.status.code() {
-                    Some(0) => {
-                        completed += 1;
-                        assert_same_kernel(
-                            &applied,
-                            &comparable(&env.kernel()),
-                            &format!("position {n}: exit 0"),
-                        );
-                        assert_eq!(env.state_json(), committed, "position {n}");
-                        env.cnm_ok(&["destroy"]);
-                    }
-                    Some(1) => {
-                        rolled_back += 1;
-                        assert_same_kernel(
-                            &comparable(&before),
-                            &comparable(&env.kernel()),
-                            &format!("position {n}: exit 1\n{err}"),
-                        );
-                        assert_eq!(env.state_json(), empty, "position {n}");
-                    }
-                    code => panic!("position {n}: exit {code:?}\n{err}"),
-                }
-                let log = env.cnm_ok(&["log"]);
-                assert!(
-                    log.lines().all(|l| l.split_whitespace().nth(3) != Some("open:")),
-                    "position {n}: no transaction is left open\n{log}"
+/// Every answer of the kernel to an apply's netlink requests lost in turn: reading it
+/// fails (`recvfrom` fails with EIO, once, at each position), which ends that socket,
+/// and the answer with it, after the kernel has carried out the request. The apply must
+/// not count such a request as done or as not done: it either completes, with
+/// everything it claims, or rolls back to exactly the kernel and state.json before.
+#[test]
+fn a_netlink_request_whose_answer_is_lost_is_rolled_back_at_every_position() {
+    in_namespaces(
+        "a_netlink_request_whose_answer_is_lost_is_rolled_back_at_every_position",
+        |env| sweep_netlink_faults(env, "recvfrom:error=EIO", "lost answers"),
+    );
+}
+
+/// Applies scripts/modes.cnm under strace with `fault` injected at its n-th call, for
+/// every n until the apply makes no more such calls; see the two tests above.
+fn sweep_netlink_faults(env: &Env, fault: &str, what: &str) {
+    let script = topology_only("scripts/modes.cnm", "modes.cnm");
+    let before = env.kernel();
+    env.cnm_ok(&["apply", &script]);
+    let applied = comparable(&env.kernel());
+    let committed = env.state_json();
+    env.cnm_ok(&["destroy"]);
+    assert_same_kernel(&comparable(&before), &comparable(&env.kernel()), "destroyed");
+    let empty = env.state_json();
+
+    let trace = "/run/cnm-test/trace";
+    let (mut positions, mut rolled_back, mut completed) = (0, 0, 0);
+    for n in 1.. {
+        let inject = format!("{fault}:when={n}");
+        let out = cnm_strace(env, trace, &inject, &["apply", &script]);
+        let text = std::fs::read_to_string(trace).unwrap();
+        let Some(injected) = text.lines().find(|l| l.contains("(INJECTED)")) else {
+            assert!(out.status.success(), "no injection, yet it failed");
+            break;
+        };
+        assert!(injected.contains("NETLINK"), "position {n}: {injected}");
+        positions += 1;
+        let err = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => {
+                completed += 1;
+                assert_same_kernel(
+                    &applied,
+                    &comparable(&env.kernel()),
+                    &format!("position {n}: exit 0"),
                 );
+                assert_eq!(env.state_json(), committed, "position {n}");
+                env.cnm_ok(&["destroy"]);
             }
-            eprintln!(
-                "sendto failures: {positions} positions, {rolled_back} clean rollbacks, \
-                 {completed} complete applies"
-            );
-            assert!(
-                positions >= 50,
-                "every request of the apply was tried: {positions}"
-            );
-        },
+            Some(1) => {
+                rolled_back += 1;
+                assert_same_kernel(
+                    &comparable(&before),
+                    &comparable(&env.kernel()),
+                    &format!("position {n}: exit 1\n{err}"),
+                );
+                assert_eq!(env.state_json(), empty, "position {n}");
+            }
+            code => panic!("position {n}: exit {code:?}\n{err}"),
+        }
+        let log = env.cnm_ok(&["log"]);
+        assert!(
+            log.lines().all(|l| l.split_whitespace().nth(3) != Some("open:")),
+            "position {n}: no transaction is left open\n{log}"
+        );
+    }
+    eprintln!("{what}: {positions} positions, {rolled_back} clean rollbacks, {completed} complete applies");
+    assert!(
+        positions >= 50,
+        "every request of the apply was tried: {positions}"
     );
 }
 

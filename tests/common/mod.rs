@@ -47,6 +47,8 @@ pub fn in_namespaces(test: &str, body: impl FnOnce()) {
         text.contains("1 passed"),
         "{test} did not run inside its namespaces:\n{text}"
     );
+    // The figures a test reports, shown with `--nocapture`.
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
 }
 
 /// Runs a program to success and returns what it printed; a failure fails the test

@@ -147,6 +147,7 @@ impl NetlinkBackend {
     pub fn new(netns_dir: PathBuf, etc_dir: PathBuf) -> Result<NetlinkBackend, KernelError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
+            .enable_time()
             .build()
             .map_err(|error| {
                 KernelError::errno(

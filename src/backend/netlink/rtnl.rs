@@ -5,8 +5,9 @@
 
 use std::net::IpAddr;
 use std::os::fd::RawFd;
+use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use ipnetwork::IpNetwork;
 use nix::errno::Errno;
 use rtnetlink::packet_core::{
@@ -48,6 +49,11 @@ impl From<Errno> for Nack {
 const NLMSGERR_ATTR_MSG: u16 = 1;
 /// The length of a netlink message header.
 const NLMSG_HDRLEN: usize = 16;
+/// How long the kernel may take to answer one request. It always answers, unless the
+/// answer is dropped: a socket whose receive buffer overflowed loses it (the next read
+/// says ENOBUFS, which the connection passes over), and without a limit the request
+/// would be awaited forever. The request then counts as unanswered.
+const ANSWER_WAIT: Duration = Duration::from_secs(30);
 
 impl Nack {
     /// The refusal an error message carries; `None` for an acknowledgement.
@@ -107,16 +113,31 @@ async fn ack(handle: &mut Handle, message: RouteNetlinkMessage, flags: u16) -> R
     request.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
     request.finalize();
     // The connection has ended already: nothing was sent.
-    let mut responses = handle.request(request).map_err(|_| Errno::ENOTCONN)?;
-    while let Some(response) = responses.next().await {
-        if let NetlinkPayload::Error(error) = &response.payload {
-            return match Nack::of(response.header.flags, error) {
-                Some(nack) => Err(nack),
-                None => Ok(()),
-            };
+    let responses = handle.request(request).map_err(|_| Errno::ENOTCONN)?;
+    acknowledged(responses, ANSWER_WAIT).await
+}
+
+/// The kernel's answer to a request that asked for an acknowledgement: the first
+/// error message among `responses`, if it comes within `wait`.
+async fn acknowledged(
+    responses: impl Stream<Item = NetlinkMessage<RouteNetlinkMessage>>,
+    wait: Duration,
+) -> Result<(), Nack> {
+    let answer = async {
+        let mut responses = std::pin::pin!(responses);
+        while let Some(response) = responses.next().await {
+            if let NetlinkPayload::Error(error) = &response.payload {
+                return match Nack::of(response.header.flags, error) {
+                    Some(nack) => Err(nack),
+                    None => Ok(()),
+                };
+            }
         }
-    }
-    Err(Nack::unanswered())
+        Err(Nack::unanswered())
+    };
+    tokio::time::timeout(wait, answer)
+        .await
+        .unwrap_or_else(|_| Err(Nack::unanswered()))
 }
 
 /// A link message that names its link (index 0: the kernel looks the name up).
@@ -135,21 +156,29 @@ pub async fn link_index(mut handle: Handle, name: &str) -> Result<u32, Nack> {
     let mut request = NetlinkMessage::from(RouteNetlinkMessage::GetLink(message));
     request.header.flags = NLM_F_REQUEST;
     request.finalize();
-    let mut responses = handle.request(request).map_err(|_| Errno::ENOTCONN)?;
-    while let Some(response) = responses.next().await {
-        match response.payload {
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => return Ok(link.header.index),
-            NetlinkPayload::Error(error) => {
-                if let Some(nack) = Nack::of(response.header.flags, &error) {
-                    return Err(nack);
+    let responses = handle.request(request).map_err(|_| Errno::ENOTCONN)?;
+    let answer = async {
+        let mut responses = std::pin::pin!(responses);
+        while let Some(response) = responses.next().await {
+            match response.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                    return Ok(link.header.index)
                 }
+                NetlinkPayload::Error(error) => {
+                    if let Some(nack) = Nack::of(response.header.flags, &error) {
+                        return Err(nack);
+                    }
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
-    // The kernel answers a lookup with the link or with ENODEV: nothing at all means
-    // the connection ended, and nothing is known about the link.
-    Err(Nack::unanswered())
+        // The kernel answers a lookup with the link or with ENODEV: nothing at all means
+        // the connection ended, and nothing is known about the link.
+        Err(Nack::unanswered())
+    };
+    tokio::time::timeout(ANSWER_WAIT, answer)
+        .await
+        .unwrap_or_else(|_| Err(Nack::unanswered()))
 }
 
 /// `ip link add NAME mtu MTU address MAC type bridge`
@@ -375,5 +404,40 @@ mod tests {
         assert_eq!(explanation(NLM_F_CAPPED, &capped), None, "no attributes");
         assert_eq!(explanation(flags, &echoed(16, &offset)), None);
         assert_eq!(explanation(flags, &capped[..20]), None, "truncated");
+    }
+
+    /// The answers of `responses` to a request that asked for an acknowledgement.
+    fn answer(responses: Vec<NetlinkMessage<RouteNetlinkMessage>>, then_silence: bool) -> Result<(), Nack> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let given = futures::stream::iter(responses);
+        if then_silence {
+            let silent = given.chain(futures::stream::pending());
+            runtime.block_on(acknowledged(silent, Duration::from_millis(20)))
+        } else {
+            runtime.block_on(acknowledged(given, Duration::from_millis(20)))
+        }
+    }
+
+    fn error_message(code: i32) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut error = ErrorMessage::default();
+        error.code = std::num::NonZeroI32::new(code);
+        NetlinkMessage::new(Default::default(), NetlinkPayload::Error(error))
+    }
+
+    #[test]
+    fn only_an_acknowledgement_is_success() {
+        let other = NetlinkMessage::from(RouteNetlinkMessage::NewLink(LinkMessage::default()));
+        assert!(answer(vec![other.clone(), error_message(0)], false).is_ok());
+        let refused = answer(vec![error_message(-libc::EEXIST)], false).unwrap_err();
+        assert_eq!((refused.errno, refused.unanswered), (Errno::EEXIST, false));
+        // The connection ended (its socket failed) before the answer came.
+        let ended = answer(vec![other.clone()], false).unwrap_err();
+        assert!(ended.unanswered);
+        // The answer was dropped, and the connection goes on: it is not awaited forever.
+        let dropped = answer(vec![other], true).unwrap_err();
+        assert!(dropped.unanswered);
     }
 }
