@@ -40,6 +40,9 @@ const LOCK_FILE: &str = "lock";
 pub const NEXT_STATE_FILE: &str = "state.json.next";
 /// `journal.jsonl` is archived once a transaction ends with it at least this long.
 const ROTATE_BYTES: u64 = 4 << 20;
+/// How many archives are kept: the oldest go once there are more. With
+/// [`ROTATE_BYTES`], the history on disk stays under about 36 MiB.
+const ARCHIVES_KEPT: usize = 8;
 
 /// One line of `journal.jsonl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +197,7 @@ pub struct Journal {
     /// What opening or committing set right or could not do, for the session to say.
     notices: Vec<String>,
     rotate_bytes: u64,
+    archives_kept: usize,
 }
 
 fn now() -> String {
@@ -285,6 +289,7 @@ impl Journal {
             log,
             notices: warning.into_iter().collect(),
             rotate_bytes: ROTATE_BYTES,
+            archives_kept: ARCHIVES_KEPT,
         };
         // A journal corrupt before its end is left as it is: what reads it says so.
         match journal.remove_torn_end() {
@@ -295,9 +300,11 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Archives `journal.jsonl` once it reaches `bytes` rather than a few MiB (tests).
-    pub fn set_rotation(&mut self, bytes: u64) {
+    /// Archives `journal.jsonl` once it reaches `bytes` rather than a few MiB, and keeps
+    /// `archives` archives rather than [`ARCHIVES_KEPT`] (tests).
+    pub fn set_rotation(&mut self, bytes: u64, archives: usize) {
         self.rotate_bytes = bytes;
+        self.archives_kept = archives;
     }
 
     /// What opening (or the last commit) set right, or warns of, in words; said once.
@@ -579,25 +586,40 @@ impl Journal {
 
     /// Once a transaction has ended, archives `journal.jsonl` if it has grown long:
     /// renamed whole to the next `journal-NNNNNN.jsonl`, so every archive holds whole
-    /// transactions. A failure only costs speed: it is said, and the journal goes on.
+    /// transactions; the oldest archives beyond the number kept are deleted. A failure
+    /// only costs speed or space: it is said, and the journal goes on.
     fn rotate(&mut self) {
         match self.log.metadata() {
             Ok(meta) if meta.len() >= self.rotate_bytes => {}
             _ => return,
         }
-        let number = segments(&self.dir).first().map_or(1, |(n, _)| n + 1);
+        let archives = segments(&self.dir);
+        let number = archives.first().map_or(1, |(n, _)| n + 1);
         let to = self.dir.join(segment_name(number));
         let rotated = std::fs::rename(self.path(), &to)
             .and_then(|()| sync_dir(&self.dir))
             .and_then(|()| files::open_writable(&self.path(), true));
         match rotated {
             Ok(log) => self.log = log,
-            Err(error) => self.notices.push(format!(
-                "warning: cannot archive {} as {}: {}",
-                self.path().display(),
-                to.display(),
-                reason(&error)
-            )),
+            Err(error) => {
+                self.notices.push(format!(
+                    "warning: cannot archive {} as {}: {}",
+                    self.path().display(),
+                    to.display(),
+                    reason(&error)
+                ));
+                return;
+            }
+        }
+        // The new archive is one of those kept.
+        for (_, old) in archives.iter().skip(self.archives_kept.saturating_sub(1)) {
+            if let Err(error) = std::fs::remove_file(old) {
+                self.notices.push(format!(
+                    "warning: cannot delete the old journal archive {}: {}",
+                    old.display(),
+                    reason(&error)
+                ));
+            }
         }
     }
 
@@ -1122,7 +1144,8 @@ pub fn history(dir: &Path, limit: Option<usize>) -> Result<(Vec<Transaction>, bo
 }
 
 /// The transaction `undo` takes back, with the model before it: the last committed one
-/// that is not an undo and was not undone since (undoing twice goes back two). `None`
+/// that changed the model, is not an undo and was not undone since (undoing twice goes
+/// back two). `None`
 /// when there is nothing left to undo. Reads the journal backwards, only as far as the
 /// transaction it finds.
 pub fn undo_target(dir: &Path) -> Result<Option<(u64, Model)>, JournalError> {
@@ -1146,12 +1169,19 @@ pub fn undo_target(dir: &Path) -> Result<Option<(u64, Model)>, JournalError> {
                         line: at + 1,
                         reason: e.to_string(),
                     })?;
-                    return match record {
+                    match record {
+                        // A transaction that left the model as it was (`restore` made
+                        // the kernel match it again) has nothing to take back.
+                        Record::Begin {
+                            before: Some(before),
+                            after: Some(after),
+                            ..
+                        } if before == after => {}
                         Record::Begin {
                             before: Some(before), ..
-                        } => Ok(Some((line.tx, *before))),
-                        _ => Err(JournalError::NoBefore { tx: line.tx }),
-                    };
+                        } => return Ok(Some((line.tx, *before))),
+                        _ => return Err(JournalError::NoBefore { tx: line.tx }),
+                    }
                 }
                 _ => {}
             }
@@ -1312,7 +1342,7 @@ mod tests {
             let dir = temp_dir(&format!("undo-{rotation}"));
             let mut journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
             // With rotation 1, every transaction goes to an archive of its own.
-            journal.set_rotation(rotation);
+            journal.set_rotation(rotation, ARCHIVES_KEPT);
             assert_eq!(undo_target(&dir).unwrap(), None);
             let (one, two) = (model_named("one"), model_named("two"));
             let t1 = commit(&mut journal, &Model::empty(), &one, None);
@@ -1322,15 +1352,17 @@ mod tests {
                 .begin("apply", &[], &one_step(), &two, &one, None)
                 .unwrap();
             journal.rolled_back(t3, "refused", 0, Vec::new()).unwrap();
+            // Nor is one that left the model as it was (a `restore`).
+            commit(&mut journal, &two, &two, None);
             assert_eq!(undo_target(&dir).unwrap(), Some((t2, one.clone())));
             commit(&mut journal, &two, &one, Some(t2));
             // Undoing again goes back one more, not forward again.
             assert_eq!(undo_target(&dir).unwrap(), Some((t1, Model::empty())));
             let u1 = commit(&mut journal, &one, &Model::empty(), Some(t1));
             assert_eq!(undo_target(&dir).unwrap(), None);
-            assert_eq!(u1, 5, "numbers go on across archives");
+            assert_eq!(u1, 6, "numbers go on across archives");
             if rotation == 1 {
-                assert_eq!(segments(&dir).len(), 5);
+                assert_eq!(segments(&dir).len(), 6);
                 assert_eq!(std::fs::read(dir.join(JOURNAL_FILE)).unwrap(), b"");
             }
             std::fs::remove_dir_all(&dir).unwrap();
@@ -1354,7 +1386,7 @@ mod tests {
     fn log_lists_the_newest_first_and_reads_archives_only_as_far_as_it_needs() {
         let dir = temp_dir("history");
         let mut journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
-        journal.set_rotation(1);
+        journal.set_rotation(1, ARCHIVES_KEPT);
         for _ in 0..5 {
             commit(&mut journal, &Model::empty(), &Model::empty(), None);
         }
@@ -1388,6 +1420,33 @@ mod tests {
         assert!(history(&dir, Some(2)).is_ok());
         let err = history(&dir, None).unwrap_err().to_string();
         assert!(err.contains("journal-000001.jsonl is corrupt at line 1"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_the_newest_archives_are_kept() {
+        let dir = temp_dir("kept");
+        let mut journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
+        journal.set_rotation(1, 3);
+        let one = model_named("one");
+        for i in 0..7 {
+            let (before, after) = if i % 2 == 0 {
+                (Model::empty(), one.clone())
+            } else {
+                (one.clone(), Model::empty())
+            };
+            commit(&mut journal, &before, &after, None);
+        }
+        let numbers: Vec<u64> = segments(&dir).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(numbers, [7, 6, 5]);
+        assert!(journal.take_notices().is_empty());
+        let (listed, more) = history(&dir, None).unwrap();
+        assert_eq!(listed.iter().map(|t| t.tx).collect::<Vec<_>>(), [7, 6, 5]);
+        assert!(!more);
+        // Undo reaches back as far as the archives kept.
+        assert_eq!(undo_target(&dir).unwrap(), Some((7, Model::empty())));
+        // Numbers go on after the oldest archives are gone.
+        assert_eq!(commit(&mut journal, &one, &Model::empty(), None), 8);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
