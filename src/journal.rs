@@ -18,7 +18,7 @@
 //! `journal-NNNNNN.jsonl`; `cnm log` and `cnm undo` read the archives newest first, only
 //! as far back as they need.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -1101,23 +1101,47 @@ pub struct Transaction {
 }
 
 /// The transactions of the journal in `dir`, newest first: at most `limit` of them
-/// (all with `None`), and whether older ones were left out. Reads the archives only as
-/// far back as it needs.
+/// (all with `None`), and whether older ones were left out. Reads the journal files
+/// backwards, line by line, only as far back as it lists: the cost of a page does not
+/// grow with the history.
 pub fn history(dir: &Path, limit: Option<usize>) -> Result<(Vec<Transaction>, bool), JournalError> {
     let limit = limit.unwrap_or(usize::MAX);
     let mut listed = Vec::new();
     for path in newest_first(dir) {
         let bytes = read_all(&path)?;
-        let mut file: Vec<Transaction> = Vec::new();
-        for (line, _) in summaries(&path, &bytes)? {
+        let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+        // Read backwards, the last word on a transaction comes first: it decides (a
+        // rollback left incomplete may be finished by a later command).
+        let mut last_word: HashMap<u64, Outcome> = HashMap::new();
+        let mut at_end = true;
+        for (i, line) in lines.iter().enumerate().rev() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let last_line = std::mem::replace(&mut at_end, false);
+            let line = match serde_json::from_slice::<Summary>(line) {
+                Ok(summary) => summary,
+                // A last line cut short: the next cnm that takes the lock removes it.
+                Err(_) if last_line => continue,
+                Err(error) => {
+                    return Err(JournalError::Corrupt {
+                        path,
+                        line: i + 1,
+                        reason: error.to_string(),
+                    })
+                }
+            };
             let outcome = match line.kind.as_str() {
                 "begin" => {
-                    file.push(Transaction {
+                    if listed.len() == limit {
+                        return Ok((listed, true));
+                    }
+                    listed.push(Transaction {
                         tx: line.tx,
                         time: line.time.unwrap_or_default(),
                         steps: line.steps.map_or(0, |s| s.len()),
                         command: line.command.unwrap_or_default(),
-                        outcome: Outcome::Open,
+                        outcome: last_word.remove(&line.tx).unwrap_or(Outcome::Open),
                     });
                     continue;
                 }
@@ -1127,17 +1151,7 @@ pub fn history(dir: &Path, limit: Option<usize>) -> Result<(Vec<Transaction>, bo
                 "rollback-incomplete" => Outcome::Incomplete(line.pending.map_or(0, |p| p.len())),
                 _ => continue,
             };
-            // The last word on a transaction decides: a rollback left incomplete may
-            // be finished by a later command.
-            if let Some(t) = file.iter_mut().rev().find(|t| t.tx == line.tx) {
-                t.outcome = outcome;
-            }
-        }
-        for transaction in file.into_iter().rev() {
-            if listed.len() == limit {
-                return Ok((listed, true));
-            }
-            listed.push(transaction);
+            last_word.entry(line.tx).or_insert(outcome);
         }
     }
     Ok((listed, false))

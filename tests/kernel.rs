@@ -2054,60 +2054,87 @@ fn a_destroy_killed_at_any_system_call_is_recovered_to_match_the_state() {
     );
 }
 
-/// A destroy of 350 sandboxes killed (SIGKILL) at 20 moments spread over its run: the
-/// next command recovers, and the kernel matches state.json every time.
+/// A destroy of 350 sandboxes killed (SIGKILL) at moments spread over its run: the next
+/// command recovers, and the kernel matches state.json every time.
 #[test]
 fn a_destroy_of_many_sandboxes_killed_at_random_moments_is_recovered() {
     in_namespaces(
         "a_destroy_of_many_sandboxes_killed_at_random_moments_is_recovered",
-        |env| {
-            let script = "/run/cnm-test/many.cnm";
-            std::fs::write(
-                script,
-                "network east subnet 10.10.0.0/24\nnetwork west subnet 10.20.0.0/24\n\
-                 for i in 1..175 {\n    sandbox east$i mode none\n    connect east$i to east\n}\n\
-                 for i in 1..175 {\n    sandbox west$i mode none\n    connect west$i to west\n}\n",
-            )
+        |env| kill_storm(env, "destroy"),
+    );
+}
+
+/// The same for an apply of 350 sandboxes.
+#[test]
+fn an_apply_of_many_sandboxes_killed_at_random_moments_is_recovered() {
+    in_namespaces(
+        "an_apply_of_many_sandboxes_killed_at_random_moments_is_recovered",
+        |env| kill_storm(env, "apply"),
+    );
+}
+
+/// Kills `command` (apply or destroy of 350 sandboxes) at `CNM_TEST_STORM_KILLS` (10
+/// unless set) pseudo-random moments of its run; after each, `cnm show` recovers and
+/// the kernel matches state.json exactly.
+fn kill_storm(env: &Env, command: &str) {
+    let kills: usize = std::env::var("CNM_TEST_STORM_KILLS").map_or(10, |n| n.parse().unwrap());
+    let script = "/run/cnm-test/many.cnm";
+    std::fs::write(
+        script,
+        "network east subnet 10.10.0.0/24\nnetwork west subnet 10.20.0.0/24\n\
+         for i in 1..175 {\n    sandbox east$i mode none\n    connect east$i to east\n}\n\
+         for i in 1..175 {\n    sandbox west$i mode none\n    connect west$i to west\n}\n",
+    )
+    .unwrap();
+    let applied = |env: &Env| env.state_json().is_some_and(|s| s.contains("\"east1\""));
+    let args: &[&str] = if command == "apply" {
+        &["apply", script]
+    } else {
+        &["destroy"]
+    };
+    // How long the whole command takes, uninterrupted.
+    if command == "destroy" {
+        env.cnm_ok(&["apply", script]);
+        assert_eq!(namespaces().len(), 350);
+    }
+    let started = Instant::now();
+    env.cnm_ok(args);
+    let took = started.elapsed();
+    // A fixed pseudo-random sequence (xorshift): moments anywhere in the run.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let (mut rolled_back, mut committed) = (0, 0);
+    for round in 0..kills {
+        // Start from the state the command changes.
+        match (command, applied(env)) {
+            ("destroy", false) => drop(env.cnm_ok(&["apply", script])),
+            ("apply", true) => drop(env.cnm_ok(&["destroy"])),
+            _ => {}
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let at = took.mul_f64((seed % 1000) as f64 / 1000.0 * 1.2);
+        let mut child = env
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
             .unwrap();
-            env.cnm_ok(&["apply", script]);
-            assert_eq!(namespaces().len(), 350);
-            let started = Instant::now();
-            env.cnm_ok(&["destroy"]);
-            let took = started.elapsed();
-            // A fixed pseudo-random sequence (xorshift): moments anywhere in the run.
-            let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-            let (mut restored, mut destroyed) = (0, 0);
-            for round in 0..20 {
-                if env.state_json().is_none_or(|s| !s.contains("\"east1\"")) {
-                    env.cnm_ok(&["apply", script]);
-                }
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let at = took.mul_f64((seed % 1000) as f64 / 1000.0 * 1.2);
-                let mut child = env
-                    .command(&["destroy"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap();
-                std::thread::sleep(at);
-                let _ = child.kill();
-                child.wait().unwrap();
-                let out = env.cnm(&["show"]);
-                let err = String::from_utf8_lossy(&out.stderr);
-                assert!(out.status.success(), "round {round} (kill at {at:?}): {err}");
-                assert_kernel_matches_state(env, &format!("round {round}, kill at {at:?}\n{err}"));
-                if env.state_json().is_some_and(|s| s.contains("\"east1\"")) {
-                    restored += 1;
-                } else {
-                    destroyed += 1;
-                }
-            }
-            eprintln!(
-                "destroy of 350 took {took:?}; 20 kills: {restored} rolled back, {destroyed} committed"
-            );
-        },
+        std::thread::sleep(at);
+        let _ = child.kill();
+        child.wait().unwrap();
+        let out = env.cnm(&["show"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "round {round} (kill at {at:?}): {err}");
+        assert_kernel_matches_state(env, &format!("round {round}, kill at {at:?}\n{err}"));
+        if applied(env) == (command == "apply") {
+            committed += 1;
+        } else {
+            rolled_back += 1;
+        }
+    }
+    eprintln!(
+        "{command} of 350 took {took:?}; {kills} kills: {rolled_back} rolled back, {committed} committed"
     );
 }
 
