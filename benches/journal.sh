@@ -2,7 +2,8 @@
 # Does a long history slow cnm down? Applies and destroys scripts/fleet.cnm CYCLES times
 # (200 by default) in one state directory, then times `cnm show` and a no-op
 # `cnm apply` there and in a fresh state directory that holds the same state, and prints
-# the medians and the ratios long-history / fresh (the goal: at most 1.5x). Also prints
+# the medians and the ratios long-history / fresh (the goal: at most 1.5x); `cnm log`
+# against a history that just fills its page. Also prints
 # the journal's size on disk, and how it is split into archives.
 #
 #   benches/journal.sh [ CYCLES ] [ RUNS ]
@@ -60,6 +61,14 @@ done
 e=$(now)
 echo "  took $(ms "$s" "$e") ms" >&2
 
+# `cnm log` lists a page (the last 20 transactions): its fair baseline is a history
+# just long enough to fill that page (ten cycles), not an empty one.
+SHORT=$W/short
+for _ in $(seq 1 10); do
+    "$CNM" --state-dir "$SHORT" apply "$FLEET" > /dev/null 2>&1
+    "$CNM" --state-dir "$SHORT" destroy > /dev/null 2>&1
+done
+
 # Both directories hold the fleet applied: one after the long history, one fresh (its
 # state.json copied, no journal).
 "$CNM" --state-dir "$LONG" apply "$FLEET" > /dev/null 2>&1
@@ -69,9 +78,12 @@ cp "$LONG/state.json" "$FRESH/state.json"
 
 printf '%-22s %12s %12s %8s\n' command "fresh" "history" ratio
 for cmd in show "apply $FLEET" "log" "plan $FLEET"; do
+    base=$FRESH
+    if [ "$cmd" = log ]; then base=$SHORT; fi
     # shellcheck disable=SC2086
-    f=$(timed "$FRESH" $cmd); l=$(timed "$LONG" $cmd)
+    f=$(timed "$base" $cmd); l=$(timed "$LONG" $cmd)
     printf '%-22s %9s ms %9s ms %8s\n' "${cmd%% *}" "$f" "$l" "$(ratio "$l" "$f")"
 done
+echo "(log: fresh = a history of ten cycles, one page of \`cnm log\`)"
 echo
 echo "history: $(( $(cat "$LONG"/journal*.jsonl | wc -l) )) journal lines in $(ls "$LONG"/journal*.jsonl | wc -l) files, $(du -sh "$LONG" | cut -f1) on disk; journal.jsonl itself $(stat -c %s "$LONG/journal.jsonl") bytes"

@@ -140,12 +140,16 @@ pub fn apply(
         index = end;
     }
     progress.finish();
-    // The next transaction may need the names again.
-    vanishing.settle(backend).map_err(|error| {
-        let index = total.saturating_sub(1);
-        let undone = roll_back(&plan.steps, &mut Vanishing::default(), backend);
-        (Stop::Failed { index, error }, undone)
-    })
+    // The next transaction may need the names again; the files must be on disk before
+    // the transaction commits.
+    vanishing
+        .settle(backend)
+        .and_then(|()| backend.sync_files())
+        .map_err(|error| {
+            let index = total.saturating_sub(1);
+            let undone = roll_back(&plan.steps, &mut Vanishing::default(), backend);
+            (Stop::Failed { index, error }, undone)
+        })
 }
 
 /// How many firewall steps `steps` starts with.
@@ -188,6 +192,7 @@ pub fn recover(steps: &[Step], done: usize, backend: &mut dyn Backend) -> Undone
 pub fn undo<'a>(lists: impl Iterator<Item = &'a [Op]>, backend: &mut dyn Backend) -> Undone {
     let mut undone = Undone::default();
     let mut batch = Vec::new();
+    let mut files = Vec::new();
     for list in lists {
         for op in list {
             if op.is_firewall() {
@@ -195,13 +200,24 @@ pub fn undo<'a>(lists: impl Iterator<Item = &'a [Op]>, backend: &mut dyn Backend
                 continue;
             }
             undone.send(&mut batch, backend);
-            if let Err(error) = apply_waiting(op, backend) {
-                undone.refused.push((op.clone(), error));
+            match apply_waiting(op, backend) {
+                Ok(()) if matches!(op, Op::WriteFile { .. } | Op::RemoveFile { .. }) => {
+                    files.push(op.clone())
+                }
+                Ok(()) => {}
+                Err(error) => undone.refused.push((op.clone(), error)),
             }
         }
         undone.steps += 1;
     }
     undone.send(&mut batch, backend);
+    // Files that may not have reached the disk count as not undone: they are written or
+    // removed again with the other refused operations.
+    if let Err(error) = backend.sync_files() {
+        undone
+            .refused
+            .extend(files.into_iter().map(|op| (op, error.clone())));
+    }
     undone
 }
 

@@ -1701,6 +1701,53 @@ fn topology_only(script: &str, name: &str) -> String {
     path
 }
 
+/// The hosts and resolv.conf files of a transaction reach the disk with one `syncfs`
+/// before it commits, not one `fsync` each; an undo flushes what it wrote too.
+#[test]
+fn the_files_of_a_transaction_are_flushed_to_disk_once() {
+    in_namespaces("the_files_of_a_transaction_are_flushed_to_disk_once", |env| {
+        let script = topology_only("scripts/fleet.cnm", "fleet.cnm");
+        let trace = "/run/cnm-test/flush-trace";
+        let traced = |args: &[&str]| {
+            let out = Command::new("strace")
+                .args([
+                    "-f",
+                    "-qq",
+                    "-yy",
+                    "-o",
+                    trace,
+                    "-e",
+                    "trace=fsync,fdatasync,syncfs",
+                ])
+                .arg(CNM)
+                .args(env.command(args).get_args())
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            std::fs::read_to_string(trace).unwrap()
+        };
+        let calls = traced(&["apply", &script]);
+        let files = std::fs::read_dir(&env.etc).unwrap().count();
+        assert!(files > 10, "the fleet has sandboxes with files: {files}");
+        let syncfs: Vec<&str> = calls.lines().filter(|l| l.contains("syncfs(")).collect();
+        assert_eq!(syncfs.len(), 1, "one flush for the transaction:\n{calls}");
+        assert!(syncfs[0].contains(env.etc.to_str().unwrap()), "{}", syncfs[0]);
+        assert!(
+            !calls
+                .lines()
+                .any(|l| l.contains("/hosts") || l.contains("resolv.conf")),
+            "no file of a sandbox flushed on its own:\n{calls}"
+        );
+        let calls = traced(&["destroy"]);
+        assert_eq!(calls.matches("syncfs(").count(), 1, "{calls}");
+        // Nothing written, nothing to flush.
+        std::fs::write("/run/cnm-test/net.cnm", "network n subnet 10.9.0.0/24\n").unwrap();
+        let calls = traced(&["apply", "/run/cnm-test/net.cnm"]);
+        assert_eq!(calls.matches("syncfs(").count(), 0, "{calls}");
+    });
+}
+
 /// `cnm ARGS` under strace with `inject` (an `-e inject=` expression). strace follows
 /// only cnm's main thread, which makes every netlink request and every mount, unmount
 /// and journal write; the trace goes to `trace`.

@@ -436,6 +436,10 @@ impl Backend for MemoryBackend {
         Ok(self.ip_forward)
     }
 
+    fn sync_files(&mut self) -> Result<(), KernelError> {
+        self.call(|_| Ok(()))
+    }
+
     fn settle(&mut self, links: &[String]) -> Result<(), KernelError> {
         for link in links {
             if self.lingering.remove(link) {

@@ -31,6 +31,11 @@ pub trait Backend {
 
     /// The host's `net.ipv4.ip_forward`.
     fn ip_forward(&mut self) -> Result<bool, KernelError>;
+
+    /// Makes the files written or removed since the last call durable: the executor
+    /// calls it once a transaction's steps are done (or undone), so that one flush of
+    /// the filesystem serves every file of the transaction.
+    fn sync_files(&mut self) -> Result<(), KernelError>;
 }
 
 /// A refused operation: the kernel's errno, if it gave one, and what happened in words.

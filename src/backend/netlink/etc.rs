@@ -57,8 +57,9 @@ fn worded(error: std::io::Error, dir: &Path) -> std::io::Error {
     error
 }
 
-/// Writes `dir/file` atomically: a temporary file beside it, flushed to disk, then
-/// renamed over it. Creates `dir` (in its parent, which must exist or be creatable).
+/// Writes `dir/file` atomically: a temporary file beside it, renamed over it. Creates
+/// `dir` (in its parent, which must exist or be creatable). Not flushed to disk here:
+/// [`sync`] flushes every file of a transaction at once.
 pub fn write(dir: &Path, file: &str, content: &str) -> std::io::Result<()> {
     let (root, name) = split(dir)?;
     std::fs::create_dir_all(root)?;
@@ -90,7 +91,6 @@ pub fn write(dir: &Path, file: &str, content: &str) -> std::io::Result<()> {
     let written = (|| {
         let mut out = std::fs::File::from(out);
         out.write_all(content.as_bytes())?;
-        out.sync_all()?;
         renameat(inside.as_fd(), temporary.as_str(), inside.as_fd(), file).map_err(io)
     })();
     if written.is_err() {
@@ -119,6 +119,14 @@ pub fn remove(dir: &Path, file: &str) -> std::io::Result<()> {
         Ok(()) | Err(Errno::ENOENT | Errno::ENOTEMPTY | Errno::EEXIST) => Ok(()),
         Err(errno) => Err(io(errno)),
     }
+}
+
+/// Flushes the filesystem that holds `root` (and the files cnm wrote under it) to disk:
+/// one `syncfs` costs about what one `fsync` does, where a transaction writes two
+/// files per sandbox.
+pub fn sync(root: &Path) -> std::io::Result<()> {
+    let root = open_root(root)?;
+    nix::unistd::syncfs(&root).map_err(io)
 }
 
 /// `dir` as its parent and its last name (a sandbox's name: one component).

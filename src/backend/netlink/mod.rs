@@ -52,6 +52,8 @@ pub struct NetlinkBackend {
     capacity: usize,
     /// The thread that enters namespaces.
     worker: netns::Worker,
+    /// Files under `etc_dir` were written or removed since they were last flushed.
+    unsynced: bool,
 }
 
 /// An open netlink connection bound to one named namespace.
@@ -167,6 +169,7 @@ impl NetlinkBackend {
             clock: 0,
             capacity,
             worker: netns::Worker::start(),
+            unsynced: false,
         };
         backend.check_privileges()?;
         Ok(backend)
@@ -635,6 +638,7 @@ impl NetlinkBackend {
     fn write_file(&mut self, netns: &str, file: EtcFile, content: &str) -> Result<(), KernelError> {
         check_name(netns)?;
         let dir = self.etc_dir.join(netns);
+        self.unsynced = true;
         etc::write(&dir, &file.to_string(), content).map_err(|error| {
             KernelError::errno(
                 error.raw_os_error().unwrap_or(libc::EIO),
@@ -646,6 +650,7 @@ impl NetlinkBackend {
     fn remove_file(&mut self, netns: &str, file: EtcFile) -> Result<(), KernelError> {
         check_name(netns)?;
         let dir = self.etc_dir.join(netns);
+        self.unsynced = true;
         etc::remove(&dir, &file.to_string()).map_err(|error| {
             KernelError::errno(
                 error.raw_os_error().unwrap_or(libc::EIO),
@@ -740,6 +745,23 @@ impl Backend for NetlinkBackend {
 
     fn ip_forward(&mut self) -> Result<bool, KernelError> {
         nft::ip_forward()
+    }
+
+    fn sync_files(&mut self) -> Result<(), KernelError> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        etc::sync(&self.etc_dir).map_err(|error| {
+            KernelError::errno(
+                error.raw_os_error().unwrap_or(libc::EIO),
+                format!(
+                    "cannot flush the files under {} to disk: {error}",
+                    self.etc_dir.display()
+                ),
+            )
+        })?;
+        self.unsynced = false;
+        Ok(())
     }
 
     fn settle(&mut self, links: &[String]) -> Result<(), KernelError> {
