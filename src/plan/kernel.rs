@@ -10,24 +10,30 @@ use super::op::{EtcFile, Op};
 use crate::model::{Driver, Endpoint, Model, Network, Sandbox};
 
 /// A model with the look-ups planning needs, built once: a sandbox's endpoints, and the
-/// endpoints in the kernel (of running sandboxes) on each network.
+/// endpoints in the kernel (of running sandboxes) on each network, each with its lines
+/// of the hosts files of the others (rendered once: a network of N sandboxes has N
+/// hosts files of N lines each).
 pub struct Kernel<'m> {
     pub model: &'m Model,
     by_sandbox: HashMap<&'m str, Vec<&'m Endpoint>>,
-    live_on: HashMap<&'m str, Vec<&'m Endpoint>>,
+    live_on: HashMap<&'m str, Vec<(&'m Endpoint, String)>>,
 }
 
 impl<'m> Kernel<'m> {
     pub fn new(model: &'m Model) -> Kernel<'m> {
         let mut by_sandbox: HashMap<&str, Vec<&Endpoint>> = HashMap::new();
-        let mut live_on: HashMap<&str, Vec<&Endpoint>> = HashMap::new();
+        let mut live_on: HashMap<&str, Vec<(&Endpoint, String)>> = HashMap::new();
         for endpoint in model.endpoints.values() {
             let Some(sandbox) = endpoint.sandbox.as_deref() else {
                 continue;
             };
             by_sandbox.entry(sandbox).or_default().push(endpoint);
             if is_live(model, endpoint) {
-                live_on.entry(&endpoint.network).or_default().push(endpoint);
+                let lines = hosts_lines(endpoint, sandbox);
+                live_on
+                    .entry(&endpoint.network)
+                    .or_default()
+                    .push((endpoint, lines));
             }
         }
         Kernel {
@@ -216,14 +222,23 @@ impl<'m> Kernel<'m> {
         }
         let mut networks: Vec<&str> = Vec::new();
         for endpoint in own {
-            if networks.contains(&endpoint.network.as_str()) {
-                continue;
+            if !networks.contains(&endpoint.network.as_str()) {
+                networks.push(&endpoint.network);
             }
-            networks.push(&endpoint.network);
-            let peers = self.live_on.get(endpoint.network.as_str()).into_iter().flatten();
-            for peer in peers.filter(|p| p.sandbox != endpoint.sandbox) {
-                let name = peer.sandbox.as_deref().expect("a live endpoint is joined");
-                text.push_str(&hosts_lines(peer, name));
+        }
+        let peers = |network: &str| {
+            let on = self.live_on.get(network).into_iter().flatten();
+            on.filter(|(peer, _)| peer.sandbox.as_deref() != Some(sandbox.name.as_str()))
+        };
+        let length: usize = networks
+            .iter()
+            .flat_map(|n| peers(n))
+            .map(|(_, lines)| lines.len())
+            .sum();
+        text.reserve(length);
+        for network in networks {
+            for (_, lines) in peers(network) {
+                text.push_str(lines);
             }
         }
         text
