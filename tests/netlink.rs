@@ -686,6 +686,45 @@ fn a_namespace_replaced_outside_cnm_is_not_confused_with_the_old_one() {
     );
 }
 
+/// The backend remembers interface indexes (a bridge's, for each of its ports); an
+/// interface deleted and made again outside cnm gets a new index, which the next
+/// operation finds instead of failing on the old one.
+#[test]
+fn an_interface_made_again_outside_cnm_is_found_by_its_new_index() {
+    isolated(
+        "an_interface_made_again_outside_cnm_is_found_by_its_new_index",
+        || {
+            let mut kernel = backend();
+            apply(&mut kernel, &network_ops());
+            apply(&mut kernel, &sandbox_ops("sa", 2, "02:42:0a:4d:00:02"));
+            let before = link(None, BRIDGE).unwrap()["ifindex"].as_u64().unwrap();
+            for args in [
+                vec!["link", "del", BRIDGE],
+                vec!["link", "add", BRIDGE, "type", "bridge"],
+                vec!["link", "set", BRIDGE, "up"],
+                vec!["-n", "sa", "link", "del", "eth0"],
+                vec!["-n", "sa", "link", "add", "eth0", "type", "veth", "peer", "name", "x0"],
+            ] {
+                assert!(Command::new("ip").args(&args).status().unwrap().success(), "{args:?}");
+            }
+            let after = link(None, BRIDGE).unwrap()["ifindex"].as_u64().unwrap();
+            assert_ne!(before, after);
+            apply(&mut kernel, &sandbox_ops("sb", 3, "02:42:0a:4d:00:03"));
+            assert_eq!(link(None, "vh-sb").unwrap()["master"], BRIDGE);
+            // The address goes to the new eth0 in sa, not nowhere.
+            apply(
+                &mut kernel,
+                &[Op::AddAddress {
+                    netns: some("sa"),
+                    link: s("eth0"),
+                    address: net("10.77.0.9/24"),
+                }],
+            );
+            assert_eq!(addresses(Some("sa"), "eth0"), ["10.77.0.9/24"]);
+        },
+    );
+}
+
 #[test]
 fn netns_exists_wants_a_namespace_mount() {
     isolated("netns_exists_wants_a_namespace_mount", || {
