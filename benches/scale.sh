@@ -34,7 +34,7 @@
 # /var/lib: the host's network, /etc/netns and /var/lib are untouched. CNM=path/to/cnm
 # picks the binary (default: a release build of this tree). Needs iproute2; the peers
 # that are not installed are skipped (apt-get install -y containernetworking-plugins
-# netavark). A default run takes about ten minutes on two cores.
+# netavark). A default run takes about eight minutes on two cores, after the build.
 set -euo pipefail
 
 usage() {
@@ -95,7 +95,7 @@ EXIT STATUS
     command and shows its output); 2 a usage error.
 
 EXAMPLES
-    benches/scale.sh                       the default run (about ten minutes)
+    benches/scale.sh                       the default run (about eight minutes)
     benches/scale.sh 100 1 ip-batch        a quick look: N=100, one run, cnm and ip -batch
     PEER_NS="100 500" benches/scale.sh     the slow peers at 100 as well
     CNM=target/debug/cnm benches/scale.sh "10 20" 3 ""    cnm alone, another binary
