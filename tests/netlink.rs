@@ -703,9 +703,14 @@ fn an_interface_made_again_outside_cnm_is_found_by_its_new_index() {
                 vec!["link", "add", BRIDGE, "type", "bridge"],
                 vec!["link", "set", BRIDGE, "up"],
                 vec!["-n", "sa", "link", "del", "eth0"],
-                vec!["-n", "sa", "link", "add", "eth0", "type", "veth", "peer", "name", "x0"],
+                vec![
+                    "-n", "sa", "link", "add", "eth0", "type", "veth", "peer", "name", "x0",
+                ],
             ] {
-                assert!(Command::new("ip").args(&args).status().unwrap().success(), "{args:?}");
+                assert!(
+                    Command::new("ip").args(&args).status().unwrap().success(),
+                    "{args:?}"
+                );
             }
             let after = link(None, BRIDGE).unwrap()["ifindex"].as_u64().unwrap();
             assert_ne!(before, after);
