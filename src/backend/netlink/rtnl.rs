@@ -135,6 +135,14 @@ async fn acknowledged(
         }
         Err(Nack::unanswered())
     };
+    within(wait, answer).await
+}
+
+/// The answer `answer` gives within `wait`; none by then leaves the request unanswered.
+async fn within<T>(
+    wait: Duration,
+    answer: impl std::future::Future<Output = Result<T, Nack>>,
+) -> Result<T, Nack> {
     tokio::time::timeout(wait, answer)
         .await
         .unwrap_or_else(|_| Err(Nack::unanswered()))
@@ -176,9 +184,7 @@ pub async fn link_index(mut handle: Handle, name: &str) -> Result<u32, Nack> {
         // the connection ended, and nothing is known about the link.
         Err(Nack::unanswered())
     };
-    tokio::time::timeout(ANSWER_WAIT, answer)
-        .await
-        .unwrap_or_else(|_| Err(Nack::unanswered()))
+    within(ANSWER_WAIT, answer).await
 }
 
 /// `ip link add NAME mtu MTU address MAC type bridge`
