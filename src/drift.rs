@@ -126,9 +126,7 @@ impl Observed {
                 .is_some_and(|s| s.has_default_route(*gateway, link)),
             Op::WriteFile { netns, file, content } => {
                 std::fs::read_to_string(self.etc_dir.join(netns).join(file.to_string()))
-                    .ok()
-                    .as_ref()
-                    == Some(content)
+                    .is_ok_and(|text| *content == *text)
             }
             Op::RouteLocalnet { link, on } => {
                 let path = format!("/proc/sys/net/ipv4/conf/{link}/route_localnet");

@@ -262,7 +262,7 @@ fn sandbox_ops(netns: &str, host: u8, mac: &str) -> Vec<Op> {
         Op::WriteFile {
             netns: s(netns),
             file: EtcFile::Hosts,
-            content: format!("127.0.0.1\tlocalhost\n10.77.0.{host}\t{netns}\n"),
+            content: format!("127.0.0.1\tlocalhost\n10.77.0.{host}\t{netns}\n").into(),
         },
     ]
 }
@@ -379,7 +379,7 @@ fn deletions_are_idempotent() {
         let resolv = Op::WriteFile {
             netns: s("sa"),
             file: EtcFile::ResolvConf,
-            content: s("nameserver 10.77.0.1\n"),
+            content: s("nameserver 10.77.0.1\n").into(),
         };
         apply(&mut kernel, &[resolv]);
 
@@ -824,7 +824,7 @@ fn files_are_replaced_whole() {
                 &[Op::WriteFile {
                     netns: s("sa"),
                     file: EtcFile::ResolvConf,
-                    content: s(content),
+                    content: s(content).into(),
                 }],
             );
         }
@@ -1063,7 +1063,7 @@ fn timing() {
             ops.push(Op::WriteFile {
                 netns: netns.clone(),
                 file: EtcFile::Hosts,
-                content: format!("127.0.0.1\tlocalhost\n{netns}\n"),
+                content: format!("127.0.0.1\tlocalhost\n{netns}\n").into(),
             });
         }
         let start = Instant::now();

@@ -110,7 +110,6 @@ fn example_scripts_are_idempotent() {
     }
 }
 
-/// The content of each hosts file a plan writes, by sandbox.
 /// The hosts files a plan writes, each without its first line, cnm's mark of the
 /// sandbox it belongs to (checked here).
 fn hosts_written(plan: &cnm::plan::Plan) -> std::collections::BTreeMap<String, String> {
@@ -122,6 +121,7 @@ fn hosts_written(plan: &cnm::plan::Plan) -> std::collections::BTreeMap<String, S
                 file: cnm::plan::EtcFile::Hosts,
                 content,
             } => {
+                let content = content.to_string();
                 let (mark, rest) = content.split_once('\n').unwrap();
                 assert_eq!(cnm::plan::hosts_mark_owner(mark), Some(netns.as_str()), "{mark}");
                 Some((netns.clone(), rest.to_string()))

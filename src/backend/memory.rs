@@ -333,7 +333,7 @@ impl MemoryBackend {
                 }
             }
             Op::WriteFile { netns, file, content } => {
-                self.files.insert((netns.clone(), *file), content.clone());
+                self.files.insert((netns.clone(), *file), content.to_string());
             }
             Op::RemoveFile { netns, file } => {
                 self.files.remove(&(netns.clone(), *file));

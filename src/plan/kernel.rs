@@ -3,43 +3,53 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::ops::Range;
+use std::sync::Arc;
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
 use super::op::{EtcFile, Op};
+use super::text::FileText;
 use crate::model::{Driver, Endpoint, Model, Network, Sandbox};
 
 /// A model with the look-ups planning needs, built once: a sandbox's endpoints, and the
-/// endpoints in the kernel (of running sandboxes) on each network, each with its lines
-/// of the hosts files of the others (rendered once: a network of N sandboxes has N
-/// hosts files of N lines each).
+/// endpoints in the kernel (of running sandboxes) on each network, with their lines of
+/// the others' hosts files in one block per network, which those files share (a
+/// network of N sandboxes has N hosts files of N lines each).
 pub struct Kernel<'m> {
     pub model: &'m Model,
     by_sandbox: HashMap<&'m str, Vec<&'m Endpoint>>,
-    live_on: HashMap<&'m str, Vec<(&'m Endpoint, String)>>,
+    live_on: HashMap<&'m str, Arc<str>>,
+    /// Where each live endpoint's lines are in its network's block.
+    lines_of: HashMap<&'m str, Range<usize>>,
 }
 
 impl<'m> Kernel<'m> {
     pub fn new(model: &'m Model) -> Kernel<'m> {
         let mut by_sandbox: HashMap<&str, Vec<&Endpoint>> = HashMap::new();
-        let mut live_on: HashMap<&str, Vec<(&Endpoint, String)>> = HashMap::new();
+        let mut blocks: HashMap<&str, String> = HashMap::new();
+        let mut lines_of = HashMap::new();
         for endpoint in model.endpoints.values() {
             let Some(sandbox) = endpoint.sandbox.as_deref() else {
                 continue;
             };
             by_sandbox.entry(sandbox).or_default().push(endpoint);
             if is_live(model, endpoint) {
-                let lines = hosts_lines(endpoint, sandbox);
-                live_on
-                    .entry(&endpoint.network)
-                    .or_default()
-                    .push((endpoint, lines));
+                let block = blocks.entry(&endpoint.network).or_default();
+                let start = block.len();
+                block.push_str(&hosts_lines(endpoint, sandbox));
+                lines_of.insert(endpoint.name.as_str(), start..block.len());
             }
         }
+        let live_on = blocks
+            .into_iter()
+            .map(|(network, text)| (network, Arc::from(text)))
+            .collect();
         Kernel {
             model,
             by_sandbox,
             live_on,
+            lines_of,
         }
     }
 
@@ -176,18 +186,18 @@ impl<'m> Kernel<'m> {
     }
 
     /// The files of a running sandbox with a namespace of its own.
-    pub fn files(&self, sandbox: &Sandbox) -> Vec<(EtcFile, String)> {
+    pub fn files(&self, sandbox: &Sandbox) -> Vec<(EtcFile, FileText)> {
         if self.live_netns(&sandbox.name).is_none() {
             return Vec::new();
         }
         let mut files = vec![(EtcFile::Hosts, self.hosts_file(sandbox))];
         if !sandbox.dns.is_empty() {
-            let resolv = sandbox
+            let resolv: String = sandbox
                 .dns
                 .iter()
                 .map(|ip| format!("nameserver {ip}\n"))
                 .collect();
-            files.push((EtcFile::ResolvConf, resolv));
+            files.push((EtcFile::ResolvConf, FileText::from(resolv)));
         }
         files
     }
@@ -200,16 +210,16 @@ impl<'m> Kernel<'m> {
     /// What an endpoint adds to the hosts files of the other sandboxes on its network,
     /// while it is in the kernel: its addresses, each with its sandbox's name and its
     /// aliases.
-    pub fn hosts_entry(&self, endpoint: &Endpoint) -> Option<String> {
-        let sandbox = endpoint.sandbox.as_deref()?;
-        is_live(self.model, endpoint).then(|| hosts_lines(endpoint, sandbox))
+    pub fn hosts_entry(&self, endpoint: &Endpoint) -> Option<&str> {
+        let lines = self.lines_of.get(endpoint.name.as_str())?;
+        Some(&self.live_on[endpoint.network.as_str()][lines.clone()])
     }
 
     /// `/etc/hosts`: localhost; the sandbox's own addresses with its hostname (its
     /// name unless `hostname` says otherwise) and aliases; then the addresses of the
     /// running peers on its networks with their names and aliases, as containers on a
     /// Docker user-defined network resolve each other.
-    fn hosts_file(&self, sandbox: &Sandbox) -> String {
+    fn hosts_file(&self, sandbox: &Sandbox) -> FileText {
         let hostname = sandbox.hostname.as_deref().unwrap_or(&sandbox.name);
         let own = self.endpoints_of(&sandbox.name);
         let mut text = hosts_mark(sandbox);
@@ -220,28 +230,32 @@ impl<'m> Kernel<'m> {
         for endpoint in own {
             text.push_str(&hosts_lines(endpoint, hostname));
         }
+        let mut file = FileText::from(text);
         let mut networks: Vec<&str> = Vec::new();
         for endpoint in own {
             if !networks.contains(&endpoint.network.as_str()) {
                 networks.push(&endpoint.network);
             }
         }
-        let peers = |network: &str| {
-            let on = self.live_on.get(network).into_iter().flatten();
-            on.filter(|(peer, _)| peer.sandbox.as_deref() != Some(sandbox.name.as_str()))
-        };
-        let length: usize = networks
-            .iter()
-            .flat_map(|n| peers(n))
-            .map(|(_, lines)| lines.len())
-            .sum();
-        text.reserve(length);
         for network in networks {
-            for (_, lines) in peers(network) {
-                text.push_str(lines);
+            let Some(peers) = self.live_on.get(network) else {
+                continue;
+            };
+            // The network's block without this sandbox's own lines.
+            let mut skip: Vec<Range<usize>> = own
+                .iter()
+                .filter(|e| e.network == network)
+                .filter_map(|e| self.lines_of.get(e.name.as_str()).cloned())
+                .collect();
+            skip.sort_by_key(|r| r.start);
+            let mut at = 0;
+            for range in skip {
+                file.push_shared(&peers, at..range.start);
+                at = range.end;
             }
+            file.push_shared(&peers, at..peers.len());
         }
-        text
+        file
     }
 }
 

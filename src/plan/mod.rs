@@ -12,6 +12,7 @@ pub mod firewall;
 mod kernel;
 pub mod op;
 pub mod render;
+mod text;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,6 +24,7 @@ use crate::syntax::Span;
 pub use kernel::hosts_mark_owner;
 use kernel::Kernel;
 pub use op::{EtcFile, Op};
+pub use text::FileText;
 
 #[derive(Debug)]
 pub struct Plan {

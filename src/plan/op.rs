@@ -9,6 +9,7 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use super::firewall::{self, NftSet, TABLE};
+use super::text::FileText;
 use crate::model::Mac;
 
 /// One kernel operation. `netns: None` means the host's namespace.
@@ -98,7 +99,7 @@ pub enum Op {
     WriteFile {
         netns: String,
         file: EtcFile,
-        content: String,
+        content: FileText,
     },
     RemoveFile {
         netns: String,
@@ -301,7 +302,7 @@ impl fmt::Display for Command<'_> {
                 f,
                 "write {} ({} lines)",
                 file(netns, name).display(),
-                content.lines().count()
+                content.line_count()
             ),
             Op::RemoveFile { netns, file: name } => write!(f, "rm {}", file(netns, name).display()),
             Op::AddFirewall => write!(f, "nft add table {TABLE} (its chains, sets and maps)"),

@@ -14,6 +14,8 @@ use nix::fcntl::{openat, renameat, AtFlags, OFlag};
 use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
+use crate::plan::FileText;
+
 fn io(errno: Errno) -> std::io::Error {
     std::io::Error::from_raw_os_error(errno as i32)
 }
@@ -60,7 +62,7 @@ fn worded(error: std::io::Error, dir: &Path) -> std::io::Error {
 /// Writes `dir/file` atomically: a temporary file beside it, renamed over it. Creates
 /// `dir` (in its parent, which must exist or be creatable). Not flushed to disk here:
 /// [`sync`] flushes every file of a transaction at once.
-pub fn write(dir: &Path, file: &str, content: &str) -> std::io::Result<()> {
+pub fn write(dir: &Path, file: &str, content: &FileText) -> std::io::Result<()> {
     let (root, name) = split(dir)?;
     std::fs::create_dir_all(root)?;
     let root = open_root(root)?;
@@ -89,8 +91,13 @@ pub fn write(dir: &Path, file: &str, content: &str) -> std::io::Result<()> {
     }
     .map_err(io)?;
     let written = (|| {
-        let mut out = std::fs::File::from(out);
-        out.write_all(content.as_bytes())?;
+        // The text's pieces, gathered into writes of up to 64 KiB.
+        let mut out =
+            std::io::BufWriter::with_capacity(content.len().min(64 << 10), std::fs::File::from(out));
+        for chunk in content.chunks() {
+            out.write_all(chunk.as_bytes())?;
+        }
+        out.flush()?;
         renameat(inside.as_fd(), temporary.as_str(), inside.as_fd(), file).map_err(io)
     })();
     if written.is_err() {

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::{Backend, KernelError};
 use crate::model::Mac;
-use crate::plan::{EtcFile, Op};
+use crate::plan::{EtcFile, FileText, Op};
 use netns::SysError;
 use rtnl::Nack;
 
@@ -635,7 +635,7 @@ impl NetlinkBackend {
         }
     }
 
-    fn write_file(&mut self, netns: &str, file: EtcFile, content: &str) -> Result<(), KernelError> {
+    fn write_file(&mut self, netns: &str, file: EtcFile, content: &FileText) -> Result<(), KernelError> {
         check_name(netns)?;
         let dir = self.etc_dir.join(netns);
         self.unsynced = true;
