@@ -250,10 +250,10 @@ impl<'m> Kernel<'m> {
             skip.sort_by_key(|r| r.start);
             let mut at = 0;
             for range in skip {
-                file.push_shared(&peers, at..range.start);
+                file.push_shared(peers, at..range.start);
                 at = range.end;
             }
-            file.push_shared(&peers, at..peers.len());
+            file.push_shared(peers, at..peers.len());
         }
         file
     }
