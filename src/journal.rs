@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::Model;
-use crate::plan::{Op, Plan};
+use crate::plan::{EtcFiles, FileText, Op, Plan};
 use crate::state::files::{self, MAX_STATE_BYTES};
 use crate::state::{self, StateError, STATE_FILE};
 
@@ -130,6 +130,62 @@ impl Record {
 pub struct JournalStep {
     pub op: Op,
     pub undo: Vec<Op>,
+    /// The contents of the files this step writes are left out (written as ""): the
+    /// op's are the transaction's `after` model's files, its undo's the `before`
+    /// model's, and are rendered from them again when the step is read back. A hosts
+    /// file lists every peer, so a transaction's files hold N² lines where its models
+    /// hold N.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rendered: bool,
+}
+
+impl JournalStep {
+    /// The step as the journal keeps it, its files' contents left out where they are
+    /// exactly what rendering the models gives back.
+    fn recorded(op: &Op, undo: &[Op], before: &EtcFiles, after: &EtcFiles) -> JournalStep {
+        let renders = |op: &Op, files: &EtcFiles| match op {
+            Op::WriteFile { netns, file, content } => files.get(netns, *file).as_ref() == Some(content),
+            _ => true,
+        };
+        let writes = std::iter::once(op)
+            .chain(undo)
+            .any(|op| matches!(op, Op::WriteFile { .. }));
+        let rendered = writes && renders(op, after) && undo.iter().all(|op| renders(op, before));
+        let leave_out = |op: &Op| match op {
+            Op::WriteFile { netns, file, .. } if rendered => Op::WriteFile {
+                netns: netns.clone(),
+                file: *file,
+                content: FileText::default(),
+            },
+            op => op.clone(),
+        };
+        JournalStep {
+            op: leave_out(op),
+            undo: undo.iter().map(leave_out).collect(),
+            rendered,
+        }
+    }
+
+    /// Puts back the contents [`recorded`](Self::recorded) left out.
+    fn render(&mut self, before: &EtcFiles, after: &EtcFiles) -> Result<(), String> {
+        if !self.rendered {
+            return Ok(());
+        }
+        let fill = |op: &mut Op, files: &EtcFiles| match op {
+            Op::WriteFile { netns, file, content } => match files.get(netns, *file) {
+                Some(text) => {
+                    *content = text;
+                    Ok(())
+                }
+                None => Err(format!("its model has no {file} for sandbox {netns}")),
+            },
+            _ => Ok(()),
+        };
+        fill(&mut self.op, after)?;
+        self.undo.iter_mut().try_for_each(|op| fill(op, before))?;
+        self.rendered = false;
+        Ok(())
+    }
 }
 
 /// A transaction that began and never ended: a crash, a kill -9, a power cut.
@@ -183,6 +239,8 @@ pub enum JournalError {
         "transaction {tx} was recorded by an older cnm, without the state before it; it cannot be undone"
     )]
     NoBefore { tx: u64 },
+    #[error("transaction {tx} in the journal cannot be rolled back: the contents of its files were left out to be rendered from its models, but {reason}")]
+    Unrenderable { tx: u64, reason: String },
     #[error("the journal in {dir} holds no committed state to rebuild state.json from (it was written by an older cnm)")]
     NothingToRebuild { dir: PathBuf },
     #[error(transparent)]
@@ -404,7 +462,7 @@ impl Journal {
     /// of the journal unless one is open.
     pub fn open_transaction(&self) -> Result<Option<OpenTransaction>, JournalError> {
         match read_tail(&self.log, &self.path())?.last {
-            Some(record) if !record.ends() => Ok(open_transaction(&self.records()?)),
+            Some(record) if !record.ends() => open_transaction(&self.records()?),
             _ => Ok(None),
         }
     }
@@ -459,13 +517,11 @@ impl Journal {
         undoes: Option<u64>,
     ) -> Result<u64, JournalError> {
         let tx = self.next_tx()?;
+        let (rendered_before, rendered_after) = (EtcFiles::new(before), EtcFiles::new(after));
         let steps = plan
             .steps
             .iter()
-            .map(|s| JournalStep {
-                op: s.op.clone(),
-                undo: s.undo.clone(),
-            })
+            .map(|s| JournalStep::recorded(&s.op, &s.undo, &rendered_before, &rendered_after))
             .collect();
         let record = Record::Begin {
             tx,
@@ -1204,11 +1260,18 @@ pub fn undo_target(dir: &Path) -> Result<Option<(u64, Model)>, JournalError> {
     Ok(None)
 }
 
-/// The last transaction, if it began and never ended.
-pub fn open_transaction(records: &[Record]) -> Option<OpenTransaction> {
-    let begin = records.iter().rposition(|r| matches!(r, Record::Begin { .. }))?;
+/// The last transaction, if it began and never ended, with its steps' files rendered.
+pub fn open_transaction(records: &[Record]) -> Result<Option<OpenTransaction>, JournalError> {
+    let Some(begin) = records.iter().rposition(|r| matches!(r, Record::Begin { .. })) else {
+        return Ok(None);
+    };
     let Record::Begin {
-        tx, command, steps, ..
+        tx,
+        command,
+        steps,
+        before,
+        after,
+        ..
     } = &records[begin]
     else {
         unreachable!()
@@ -1226,18 +1289,31 @@ pub fn open_transaction(records: &[Record]) -> Option<OpenTransaction> {
             | Record::Recovered { tx: t, .. }
                 if t == tx =>
             {
-                return None
+                return Ok(None)
             }
             _ => {}
         }
     }
-    Some(OpenTransaction {
+    let mut steps = steps.clone();
+    if steps.iter().any(|s| s.rendered) {
+        let unrenderable = |reason: String| JournalError::Unrenderable { tx: *tx, reason };
+        let (Some(before), Some(after)) = (before, after) else {
+            return Err(unrenderable(
+                "the journal does not hold both of its models".into(),
+            ));
+        };
+        let (before, after) = (EtcFiles::new(before), EtcFiles::new(after));
+        for step in &mut steps {
+            step.render(&before, &after).map_err(unrenderable)?;
+        }
+    }
+    Ok(Some(OpenTransaction {
         tx: *tx,
         command: command.clone(),
-        steps: steps.clone(),
+        steps,
         done,
         pending,
-    })
+    }))
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -1247,6 +1323,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::EtcFile;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("cnm-journal-{name}-{}", std::process::id()));
@@ -1316,6 +1393,90 @@ mod tests {
         assert_eq!(open.pending, Some(pending));
         journal.recovered(tx, 2, Vec::new()).unwrap();
         assert_eq!(journal.open_transaction().unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The model a script makes from `committed`, and the plan that gets there.
+    fn planned(script: &str, committed: &Model) -> (Model, Plan) {
+        let mut sources = crate::syntax::Sources::default();
+        let id = sources.add("test.cnm", script);
+        let (checked, plan) = crate::plan_scripts(&mut sources, &[id], committed).expect("checks");
+        (checked.model, plan)
+    }
+
+    #[test]
+    fn files_are_journaled_as_their_models_render_them_and_read_back_whole() {
+        let dir = temp_dir("rendered");
+        let mut journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
+        let two = "network n subnet 10.1.0.0/24\nsandbox a mode none\nsandbox b mode none\n\
+                   connect a to n\nconnect b to n\n";
+        let (first, _) = planned(two, &Model::empty());
+        // A third sandbox rewrites the hosts files of the other two; undoing puts their
+        // old contents back.
+        let (second, plan) = planned(&format!("{two}sandbox c mode none\nconnect c to n\n"), &first);
+        let writes = |steps: &[crate::plan::Step]| {
+            let ops = steps.iter().flat_map(|s| std::iter::once(&s.op).chain(&s.undo));
+            ops.filter(|op| matches!(op, Op::WriteFile { .. })).count()
+        };
+        assert_eq!(
+            writes(&plan.steps),
+            5,
+            "three new files, two old ones to put back"
+        );
+        let tx = journal.begin("apply", &[], &plan, &first, &second, None).unwrap();
+        let on_disk = std::fs::read_to_string(dir.join(JOURNAL_FILE)).unwrap();
+        assert!(
+            !on_disk.contains("localhost"),
+            "no file's content is in the journal"
+        );
+        journal.step_done(tx, 0).unwrap();
+        let open = journal.open_transaction().unwrap().unwrap();
+        let read_back: Vec<(Op, Vec<Op>)> = open.plan_steps().into_iter().map(|s| (s.op, s.undo)).collect();
+        let planned: Vec<(Op, Vec<Op>)> = plan
+            .steps
+            .iter()
+            .map(|s| (s.op.clone(), s.undo.clone()))
+            .collect();
+        assert_eq!(read_back, planned);
+        journal.recovered(tx, 1, Vec::new()).unwrap();
+
+        // A content that the models do not render (written by hand, say) is kept whole.
+        let odd = Op::WriteFile {
+            netns: "a".into(),
+            file: EtcFile::Hosts,
+            content: "10.9.9.9\telsewhere\n".into(),
+        };
+        let tx = journal
+            .begin("apply", &[], &plan_of(vec![odd.clone()]), &first, &second, None)
+            .unwrap();
+        let open = journal.open_transaction().unwrap().unwrap();
+        assert_eq!((open.tx, open.plan_steps()[0].op.clone()), (tx, odd));
+        assert!(std::fs::read_to_string(dir.join(JOURNAL_FILE))
+            .unwrap()
+            .contains("elsewhere"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn files_left_out_without_their_models_are_a_named_error() {
+        let dir = temp_dir("unrenderable");
+        let mut journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
+        let (model, plan) = planned("sandbox a mode none\n", &Model::empty());
+        journal
+            .begin("apply", &[], &plan, &Model::empty(), &model, None)
+            .unwrap();
+        // As a journal edited by hand, or damaged, would have it.
+        let path = dir.join(JOURNAL_FILE);
+        let mut begin: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        begin.as_object_mut().unwrap().remove("after");
+        std::fs::write(&path, format!("{begin}\n")).unwrap();
+        let error = journal.open_transaction().unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "transaction 1 in the journal cannot be rolled back: the contents of its files were left out \
+             to be rendered from its models, but the journal does not hold both of its models"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -87,9 +87,10 @@ impl Env {
     /// Everything cnm could have touched, as iproute2 and nft show it: the namespace
     /// list; links, addresses and routes on the host and in every namespace; the host's
     /// nftables ruleset (without handles, which the kernel numbers anew) and its
-    /// `ip_forward`.
+    /// `ip_forward`; and every file under the etc dir, with its content.
     fn kernel(&self) -> String {
         let mut text = format!("netns: {:?}\n", namespaces());
+        text.push_str(&self.etc_files());
         text.push_str(&format!("ip_forward: {}\n", ip_forward()));
         text.push_str(&format!("nft: {}\n", ruleset()));
         for ns in std::iter::once(None).chain(namespaces().into_iter().map(Some)) {
@@ -106,6 +107,22 @@ impl Env {
             }
         }
         text
+    }
+}
+
+impl Env {
+    /// Each file under the etc dir (`SANDBOX/FILE`), in order, with its content.
+    fn etc_files(&self) -> String {
+        let mut files = Vec::new();
+        for dir in std::fs::read_dir(&self.etc).unwrap().flatten() {
+            for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                let content = std::fs::read_to_string(file.path()).unwrap();
+                let name = file.path().strip_prefix(&self.etc).unwrap().display().to_string();
+                files.push(format!("{name}: {content:?}\n"));
+            }
+        }
+        files.sort();
+        files.concat()
     }
 }
 
@@ -2144,9 +2161,20 @@ fn kill_storm(env: &Env, command: &str) {
         env.cnm_ok(&["apply", script]);
         assert_eq!(namespaces().len(), 350);
     }
+    // The hosts files as a complete apply writes them (the journal leaves their contents
+    // out, and a rollback renders them again from the models it holds).
+    let mut applied_files = env.etc_files();
     let started = Instant::now();
     env.cnm_ok(args);
     let took = started.elapsed();
+    if command == "apply" {
+        applied_files = env.etc_files();
+    }
+    assert_eq!(
+        applied_files.matches(": ").count(),
+        350,
+        "a hosts file per sandbox"
+    );
     // A fixed pseudo-random sequence (xorshift): moments anywhere in the run.
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let (mut rolled_back, mut committed) = (0, 0);
@@ -2174,6 +2202,12 @@ fn kill_storm(env: &Env, command: &str) {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "round {round} (kill at {at:?}): {err}");
         assert_kernel_matches_state(env, &format!("round {round}, kill at {at:?}\n{err}"));
+        let files = if applied(env) { applied_files.as_str() } else { "" };
+        assert_eq!(
+            env.etc_files(),
+            files,
+            "round {round} (kill at {at:?}): the etc files"
+        );
         if applied(env) == (command == "apply") {
             committed += 1;
         } else {

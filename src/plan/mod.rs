@@ -26,6 +26,24 @@ use kernel::Kernel;
 pub use op::{EtcFile, Op};
 pub use text::FileText;
 
+/// The files a model's sandboxes show in `/etc`, rendered on demand: what the journal
+/// leaves out of the plans it records, and renders again to undo them.
+pub struct EtcFiles<'m>(Kernel<'m>);
+
+impl<'m> EtcFiles<'m> {
+    pub fn new(model: &'m Model) -> EtcFiles<'m> {
+        EtcFiles(Kernel::new(model))
+    }
+
+    /// The file a sandbox (its namespace's directory is named after it) shows, if the
+    /// sandbox is running and has that file.
+    pub fn get(&self, sandbox: &str, file: EtcFile) -> Option<FileText> {
+        let sandbox = self.0.model.sandboxes.get(sandbox)?;
+        let files = self.0.files(sandbox);
+        files.into_iter().find(|(f, _)| *f == file).map(|(_, text)| text)
+    }
+}
+
 #[derive(Debug)]
 pub struct Plan {
     pub changes: Vec<Change>,
