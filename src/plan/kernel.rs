@@ -19,15 +19,28 @@ use crate::model::{Driver, Endpoint, Model, Network, Sandbox};
 pub struct Kernel<'m> {
     pub model: &'m Model,
     by_sandbox: HashMap<&'m str, Vec<&'m Endpoint>>,
-    live_on: HashMap<&'m str, Arc<str>>,
+    live_on: HashMap<&'m str, PeerLines>,
     /// Where each live endpoint's lines are in its network's block.
-    lines_of: HashMap<&'m str, Range<usize>>,
+    lines_of: HashMap<&'m str, Lines>,
+}
+
+/// The hosts lines of a network's live endpoints, in one text, and how many.
+struct PeerLines {
+    text: Arc<str>,
+    count: usize,
+}
+
+/// Where an endpoint's lines are in its network's text: bytes, and which lines.
+#[derive(Clone)]
+struct Lines {
+    bytes: Range<usize>,
+    lines: Range<usize>,
 }
 
 impl<'m> Kernel<'m> {
     pub fn new(model: &'m Model) -> Kernel<'m> {
         let mut by_sandbox: HashMap<&str, Vec<&Endpoint>> = HashMap::new();
-        let mut blocks: HashMap<&str, String> = HashMap::new();
+        let mut blocks: HashMap<&str, (String, usize)> = HashMap::new();
         let mut lines_of = HashMap::new();
         for endpoint in model.endpoints.values() {
             let Some(sandbox) = endpoint.sandbox.as_deref() else {
@@ -35,15 +48,28 @@ impl<'m> Kernel<'m> {
             };
             by_sandbox.entry(sandbox).or_default().push(endpoint);
             if is_live(model, endpoint) {
-                let block = blocks.entry(&endpoint.network).or_default();
-                let start = block.len();
+                let (block, count) = blocks.entry(&endpoint.network).or_default();
+                let (start, first) = (block.len(), *count);
                 block.push_str(&hosts_lines(endpoint, sandbox));
-                lines_of.insert(endpoint.name.as_str(), start..block.len());
+                *count += 1 + usize::from(endpoint.ipv6.is_some());
+                let lines = Lines {
+                    bytes: start..block.len(),
+                    lines: first..*count,
+                };
+                lines_of.insert(endpoint.name.as_str(), lines);
             }
         }
         let live_on = blocks
             .into_iter()
-            .map(|(network, text)| (network, Arc::from(text)))
+            .map(|(network, (text, count))| {
+                (
+                    network,
+                    PeerLines {
+                        text: Arc::from(text),
+                        count,
+                    },
+                )
+            })
             .collect();
         Kernel {
             model,
@@ -212,7 +238,7 @@ impl<'m> Kernel<'m> {
     /// aliases.
     pub fn hosts_entry(&self, endpoint: &Endpoint) -> Option<&str> {
         let lines = self.lines_of.get(endpoint.name.as_str())?;
-        Some(&self.live_on[endpoint.network.as_str()][lines.clone()])
+        Some(&self.live_on[endpoint.network.as_str()].text[lines.bytes.clone()])
     }
 
     /// `/etc/hosts`: localhost; the sandbox's own addresses with its hostname (its
@@ -242,18 +268,18 @@ impl<'m> Kernel<'m> {
                 continue;
             };
             // The network's block without this sandbox's own lines.
-            let mut skip: Vec<Range<usize>> = own
+            let mut skip: Vec<Lines> = own
                 .iter()
                 .filter(|e| e.network == network)
                 .filter_map(|e| self.lines_of.get(e.name.as_str()).cloned())
                 .collect();
-            skip.sort_by_key(|r| r.start);
-            let mut at = 0;
-            for range in skip {
-                file.push_shared(peers, at..range.start);
-                at = range.end;
+            skip.sort_by_key(|own| own.bytes.start);
+            let (mut at, mut line) = (0, 0);
+            for own in skip {
+                file.push_shared(&peers.text, at..own.bytes.start, own.lines.start - line);
+                (at, line) = (own.bytes.end, own.lines.end);
             }
-            file.push_shared(peers, at..peers.len());
+            file.push_shared(&peers.text, at..peers.text.len(), peers.count - line);
         }
         file
     }

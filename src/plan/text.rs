@@ -21,6 +21,8 @@ pub struct FileText {
 struct Piece {
     text: Arc<str>,
     range: Range<usize>,
+    /// How many newlines the range holds.
+    newlines: usize,
 }
 
 impl Piece {
@@ -32,20 +34,19 @@ impl Piece {
 impl FileText {
     /// Appends text of this file's own.
     pub fn push_str(&mut self, text: &str) {
-        if !text.is_empty() {
-            self.pieces.push(Piece {
-                text: Arc::from(text),
-                range: 0..text.len(),
-            });
-        }
+        let newlines = newlines(text);
+        self.push_shared(&Arc::from(text), 0..text.len(), newlines);
     }
 
-    /// Appends `range` of a text that other files share.
-    pub fn push_shared(&mut self, text: &Arc<str>, range: Range<usize>) {
+    /// Appends `range` of a text that other files share, which holds `newlines`
+    /// newlines (the caller knows: counting them would read every file whole).
+    pub fn push_shared(&mut self, text: &Arc<str>, range: Range<usize>, newlines: usize) {
+        debug_assert_eq!(newlines, self::newlines(&text[range.clone()]));
         if !range.is_empty() {
             self.pieces.push(Piece {
                 text: Arc::clone(text),
                 range,
+                newlines,
             });
         }
     }
@@ -66,13 +67,14 @@ impl FileText {
 
     /// How many lines it has, as `str::lines` counts them.
     pub fn line_count(&self) -> usize {
-        let newlines: usize = self
-            .chunks()
-            .map(|c| c.bytes().filter(|&b| b == b'\n').count())
-            .sum();
+        let newlines: usize = self.pieces.iter().map(|p| p.newlines).sum();
         let unterminated = self.chunks().last().is_some_and(|c| !c.ends_with('\n'));
         newlines + usize::from(unterminated)
     }
+}
+
+fn newlines(text: &str) -> usize {
+    text.bytes().filter(|&b| b == b'\n').count()
 }
 
 impl From<&str> for FileText {
@@ -85,9 +87,9 @@ impl From<&str> for FileText {
 
 impl From<String> for FileText {
     fn from(text: String) -> FileText {
-        let range = 0..text.len();
+        let (range, newlines) = (0..text.len(), newlines(&text));
         let mut file = FileText::default();
-        file.push_shared(&Arc::from(text), range);
+        file.push_shared(&Arc::from(text), range, newlines);
         file
     }
 }
@@ -168,7 +170,7 @@ mod tests {
         let mut file = FileText::default();
         let mut at = 0;
         for part in parts {
-            file.push_shared(&shared, at..at + part.len());
+            file.push_shared(&shared, at..at + part.len(), newlines(part));
             at += part.len();
         }
         file
