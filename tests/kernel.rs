@@ -372,6 +372,44 @@ fn applying_again_changes_nothing() {
     });
 }
 
+/// On a pipe (a CI log), apply shows its first and last step and, between them, the
+/// step under way once a second: not a line per kernel operation.
+#[test]
+fn progress_on_a_pipe_is_a_line_a_second_not_a_line_per_step() {
+    in_namespaces(
+        "progress_on_a_pipe_is_a_line_a_second_not_a_line_per_step",
+        |env| {
+            let started = Instant::now();
+            let out = env.cnm(&["apply", "scripts/seed.cnm"]);
+            let seconds = started.elapsed().as_secs() as usize;
+            assert!(out.status.success());
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            let steps: usize = stdout
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("Applied N kernel operations: {stdout}"));
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with('[')).collect();
+            assert!(steps > 20, "{stdout}");
+            let width = steps.to_string().len();
+            assert!(
+                lines[0].starts_with(&format!("[{:>width$}/{steps}] ", 1)),
+                "{stderr}"
+            );
+            assert!(
+                lines.last().unwrap().starts_with(&format!("[{steps}/{steps}] ")),
+                "{stderr}"
+            );
+            assert!(
+                lines.len() <= 2 + seconds,
+                "{} lines in {seconds} s:\n{stderr}",
+                lines.len()
+            );
+        },
+    );
+}
+
 #[test]
 fn disconnect_stop_start_remove_and_destroy_leave_exactly_what_remains() {
     in_namespaces(

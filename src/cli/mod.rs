@@ -149,8 +149,9 @@ enum Command {
     /// Apply scripts to the kernel, as one transaction.
     ///
     /// Creates and removes bridges, namespaces, veth pairs, addresses, routes and
-    /// /etc/netns files so that the kernel matches the scripts, printing each step (a
-    /// progress bar on a terminal). On the first refusal, or when stopped, every
+    /// /etc/netns files so that the kernel matches the scripts, showing progress (a bar
+    /// on a terminal; in a log, the first and the last step and one a second between).
+    /// On the first refusal, or when stopped, every
     /// completed step is undone, last first, and the error names the statement, the
     /// operation and what was undone: the kernel and state.json are left as they were.
     /// If the kernel refuses an undo operation, the error lists what is left, and the
