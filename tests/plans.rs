@@ -16,12 +16,15 @@ fn plan_text(dir: &Path, committed: &Model) -> String {
     let mut sources = Sources::default();
     let id = sources.add("script.cnm", script);
     match cnm::plan_scripts(&mut sources, &[id], committed) {
-        Ok((_, plan)) => anstream::adapter::strip_str(&cnm::plan::render::human(
-            &plan,
-            &sources,
-            Path::new(cnm::plan::op::DEFAULT_ETC_DIR),
-        ))
-        .to_string(),
+        Ok((_, plan)) => {
+            let etc_dir = Path::new(cnm::plan::op::DEFAULT_ETC_DIR);
+            let plain = cnm::plan::render::human(&plan, &sources, etc_dir, false);
+            // Styled for a terminal, it reads the same once the styles are taken out.
+            let styled = cnm::plan::render::human(&plan, &sources, etc_dir, true);
+            assert_eq!(styled == plain, plan.is_empty(), "{}", dir.display());
+            assert_eq!(anstream::adapter::strip_str(&styled).to_string(), plain);
+            plain
+        }
         Err(diagnostics) => panic!(
             "{} does not check:\n{}",
             dir.display(),

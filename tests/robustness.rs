@@ -35,7 +35,7 @@ fn run(text: &str, committed: &Model) -> Option<(Model, cnm::plan::Plan)> {
     let id = sources.add("robustness.cnm", text);
     match cnm::plan_scripts(&mut sources, &[id], committed) {
         Ok((checked, plan)) => {
-            render::human(&plan, &sources, etc());
+            render::human(&plan, &sources, etc(), true);
             render::json(&plan, &sources, etc());
             Some((checked.model, plan))
         }
@@ -53,7 +53,7 @@ fn rendered(text: &str, committed: &Model) -> (String, String) {
     let id = sources.add("robustness.cnm", text);
     match cnm::plan_scripts(&mut sources, &[id], committed) {
         Ok((_, plan)) => (
-            render::human(&plan, &sources, etc()),
+            render::human(&plan, &sources, etc(), true),
             render::json(&plan, &sources, etc()),
         ),
         Err(diagnostics) => panic!(

@@ -56,9 +56,9 @@ pub struct Checked {
 pub struct Causes {
     /// The statement that made each object: its declaration, or for an endpoint the
     /// statement that joined it to its sandbox (which gives it its interface).
-    made: HashMap<(ObjectKind, String), Span>,
+    made: HashMap<ObjectKind, HashMap<String, Span>>,
     /// The statement that last declared, changed or removed each object.
-    last: HashMap<(ObjectKind, String), Span>,
+    last: HashMap<ObjectKind, HashMap<String, Span>>,
 }
 
 impl Causes {
@@ -68,24 +68,24 @@ impl Causes {
 
     /// `span` makes the object (and is, so far, the last statement about it).
     pub fn made(&mut self, kind: ObjectKind, name: impl Into<String>, span: Span) {
-        let key = (kind, name.into());
-        self.made.insert(key.clone(), span);
-        self.last.insert(key, span);
+        let name = name.into();
+        self.made.entry(kind).or_default().insert(name.clone(), span);
+        self.last.entry(kind).or_default().insert(name, span);
     }
 
     /// `span` changes or removes the object.
     pub fn changed(&mut self, kind: ObjectKind, name: impl Into<String>, span: Span) {
-        self.last.insert((kind, name.into()), span);
+        self.last.entry(kind).or_default().insert(name.into(), span);
     }
 
     /// The statement that made the object, if this script made it.
     pub fn maker(&self, kind: ObjectKind, name: &str) -> Option<Span> {
-        self.made.get(&(kind, name.to_string())).copied()
+        self.made.get(&kind)?.get(name).copied()
     }
 
     /// The last statement of this script about the object.
     pub fn latest(&self, kind: ObjectKind, name: &str) -> Option<Span> {
-        self.last.get(&(kind, name.to_string())).copied()
+        self.last.get(&kind)?.get(name).copied()
     }
 }
 

@@ -293,8 +293,7 @@ impl Console {
         let mut sources = Sources::default();
         let id = sources.add(&self.source_name, queued.clone());
         let (_, plan) = self.session.plan(&mut sources, &[id])?;
-        let text = plan::render::human(&plan, &sources, &self.settings.etc_dir);
-        let _ = anstream::stdout().write_all(text.as_bytes());
+        super::print_human_plan(&plan, &sources, &self.settings.etc_dir);
         Ok(())
     }
 

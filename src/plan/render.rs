@@ -24,13 +24,13 @@ const REMOVE: Style = AnsiColor::Red.on_default();
 const DIM: Style = Style::new().dimmed();
 const BOLD: Style = Style::new().bold();
 
-fn painted(style: Style, text: impl std::fmt::Display) -> String {
-    format!("{style}{text}{style:#}")
-}
-
-/// The human plan, with ANSI styles; the writer strips them where colour is unwanted.
-/// Files are named under `etc_dir`, the sandboxes' `/etc` directory.
-pub fn human(plan: &Plan, sources: &Sources, etc_dir: &Path) -> String {
+/// The human plan, with ANSI styles if `color`. Files are named under `etc_dir`, the
+/// sandboxes' `/etc` directory.
+pub fn human(plan: &Plan, sources: &Sources, etc_dir: &Path, color: bool) -> String {
+    let painted = |style: Style, text: &dyn std::fmt::Display| match color {
+        true => format!("{style}{text}{style:#}"),
+        false => text.to_string(),
+    };
     let mut out = String::new();
     if plan.is_empty() {
         out.push_str(NO_CHANGES);
@@ -48,12 +48,12 @@ pub fn human(plan: &Plan, sources: &Sources, etc_dir: &Path) -> String {
         let _ = writeln!(
             out,
             "  {} {}",
-            painted(style, line),
-            painted(DIM, format!("({})", change.detail))
+            painted(style, &line),
+            painted(DIM, &format_args!("({})", change.detail))
         );
     }
     if !plan.steps.is_empty() {
-        let _ = writeln!(out, "\n{}", painted(BOLD, "Kernel operations:"));
+        let _ = writeln!(out, "\n{}", painted(BOLD, &"Kernel operations:"));
         let width = plan.steps.len().to_string().len();
         let mut last_cause = None;
         for (i, step) in plan.steps.iter().enumerate() {
@@ -66,7 +66,7 @@ pub fn human(plan: &Plan, sources: &Sources, etc_dir: &Path) -> String {
                     }
                     None => "(no statement)".into(),
                 };
-                let _ = writeln!(out, "  {}", painted(DIM, format!("# {header}")));
+                let _ = writeln!(out, "  {}", painted(DIM, &format_args!("# {header}")));
             }
             let _ = writeln!(out, "  {:>width$}  {}", i + 1, step.op.command(etc_dir));
         }
@@ -74,7 +74,7 @@ pub fn human(plan: &Plan, sources: &Sources, etc_dir: &Path) -> String {
     let _ = writeln!(
         out,
         "\n{} {} to add, {} to change, {} to remove.",
-        painted(BOLD, "Plan:"),
+        painted(BOLD, &"Plan:"),
         plan.count(ChangeAction::Add),
         plan.count(ChangeAction::Change),
         plan.count(ChangeAction::Remove),
