@@ -17,7 +17,9 @@ mod suggest;
 pub mod usage;
 pub mod values;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 
 pub use actions::{Action, Target};
@@ -56,9 +58,9 @@ pub struct Checked {
 pub struct Causes {
     /// The statement that made each object: its declaration, or for an endpoint the
     /// statement that joined it to its sandbox (which gives it its interface).
-    made: HashMap<ObjectKind, HashMap<String, Span>>,
+    made: FxHashMap<ObjectKind, FxHashMap<String, Span>>,
     /// The statement that last declared, changed or removed each object.
-    last: HashMap<ObjectKind, HashMap<String, Span>>,
+    last: FxHashMap<ObjectKind, FxHashMap<String, Span>>,
 }
 
 impl Causes {
@@ -91,7 +93,7 @@ impl Causes {
 
 /// Top-level variables (`let`), by name: what a session keeps from one piece of source
 /// to the next.
-pub type Variables = HashMap<String, String>;
+pub type Variables = std::collections::HashMap<String, String>;
 
 /// Checks the already-loaded `files`, in order, as one script against `committed`.
 pub fn check(
@@ -133,15 +135,15 @@ struct Checker<'a> {
     sources: &'a mut Sources,
     model: Model,
     /// Variables, innermost scope last.
-    scopes: Vec<HashMap<String, String>>,
+    scopes: Vec<Variables>,
     /// Objects declared by this script, and where.
-    declared: HashMap<(ObjectKind, String), Span>,
+    declared: FxHashMap<(ObjectKind, String), Span>,
     /// Objects whose declaration had errors: references to them raise nothing more.
     broken: HashSet<(ObjectKind, String)>,
     /// `(sandbox, network)` pairs connected by this script, and where.
-    connected: HashMap<(String, String), Span>,
+    connected: FxHashMap<(String, String), Span>,
     /// Each sandbox's endpoints in join order.
-    joined: HashMap<String, Vec<String>>,
+    joined: FxHashMap<String, Vec<String>>,
     /// Host-side interface names in use, to keep derived ones unique.
     host_ifnames: HashSet<String>,
     /// Endpoints made by the statement being checked, waiting for their addresses.
@@ -165,7 +167,7 @@ struct Checker<'a> {
 impl<'a> Checker<'a> {
     fn new(sources: &'a mut Sources, committed: &Model, variables: Variables) -> Checker<'a> {
         let model = committed.clone();
-        let mut joined: HashMap<String, Vec<String>> = HashMap::new();
+        let mut joined: FxHashMap<String, Vec<String>> = FxHashMap::default();
         for endpoint in model.endpoints.values() {
             if let Some(sandbox) = &endpoint.sandbox {
                 joined
@@ -179,9 +181,9 @@ impl<'a> Checker<'a> {
             sources,
             model,
             scopes: vec![variables],
-            declared: HashMap::new(),
+            declared: FxHashMap::default(),
             broken: HashSet::new(),
-            connected: HashMap::new(),
+            connected: FxHashMap::default(),
             joined,
             host_ifnames,
             pending: Vec::new(),
@@ -328,7 +330,7 @@ impl<'a> Checker<'a> {
                 return self.error(ErrorKind::BadRange { text, reason }, range.span);
             }
             self.scopes
-                .push(HashMap::from([(var.name.clone(), i.to_string())]));
+                .push(Variables::from([(var.name.clone(), i.to_string())]));
             self.statements(body);
             self.scopes.pop();
         }
@@ -472,8 +474,8 @@ impl<'a> Checker<'a> {
     }
 
     /// The options of one statement by key; a key given twice is an error.
-    fn options<'o>(&mut self, options: &'o [Opt]) -> HashMap<&'o str, &'o Opt> {
-        let mut by_key = HashMap::new();
+    fn options<'o>(&mut self, options: &'o [Opt]) -> FxHashMap<&'o str, &'o Opt> {
+        let mut by_key = FxHashMap::default();
         for option in options {
             if by_key.insert(option.key.name.as_str(), option).is_some() {
                 self.error(

@@ -1,7 +1,7 @@
 //! The kernel objects one model calls for: for each network, sandbox and endpoint, the
 //! operations that create it from nothing, and the files its sandbox shows in `/etc`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
@@ -18,10 +18,10 @@ use crate::model::{Driver, Endpoint, Model, Network, Sandbox};
 /// network of N sandboxes has N hosts files of N lines each).
 pub struct Kernel<'m> {
     pub model: &'m Model,
-    by_sandbox: HashMap<&'m str, Vec<&'m Endpoint>>,
-    live_on: HashMap<&'m str, PeerLines>,
+    by_sandbox: FxHashMap<&'m str, Vec<&'m Endpoint>>,
+    live_on: FxHashMap<&'m str, PeerLines>,
     /// Where each live endpoint's lines are in its network's block.
-    lines_of: HashMap<&'m str, Lines>,
+    lines_of: FxHashMap<&'m str, Lines>,
 }
 
 /// The hosts lines of a network's live endpoints, in one text, and how many.
@@ -39,9 +39,9 @@ struct Lines {
 
 impl<'m> Kernel<'m> {
     pub fn new(model: &'m Model) -> Kernel<'m> {
-        let mut by_sandbox: HashMap<&str, Vec<&Endpoint>> = HashMap::new();
-        let mut blocks: HashMap<&str, (String, usize)> = HashMap::new();
-        let mut lines_of = HashMap::new();
+        let mut by_sandbox: FxHashMap<&str, Vec<&Endpoint>> = FxHashMap::default();
+        let mut blocks: FxHashMap<&str, (String, usize)> = FxHashMap::default();
+        let mut lines_of = FxHashMap::default();
         for endpoint in model.endpoints.values() {
             let Some(sandbox) = endpoint.sandbox.as_deref() else {
                 continue;

@@ -541,8 +541,8 @@ fn changes(committed: &Model, desired: &Model, before: &Kernel, after: &Kernel) 
 fn diff<T: PartialEq>(
     changes: &mut Vec<Change>,
     kind: ObjectKind,
-    old: &indexmap::IndexMap<String, T>,
-    new: &indexmap::IndexMap<String, T>,
+    old: &crate::model::Table<T>,
+    new: &crate::model::Table<T>,
     detail: fn(&T) -> String,
     changed: impl Fn(&T, &T) -> String,
 ) {

@@ -251,11 +251,17 @@ fn family(gateway: &IpAddr) -> &'static str {
 }
 
 /// `ip -n NETNS ` or `ip `.
-fn ip(netns: &Option<String>) -> String {
-    match netns {
-        Some(netns) => format!("ip -n {netns} "),
-        None => "ip ".to_string(),
+fn ip(netns: &Option<String>) -> impl fmt::Display + '_ {
+    struct Ip<'a>(&'a Option<String>);
+    impl fmt::Display for Ip<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self.0 {
+                Some(netns) => write!(f, "ip -n {netns} "),
+                None => f.write_str("ip "),
+            }
+        }
     }
+    Ip(netns)
 }
 
 impl fmt::Display for Command<'_> {

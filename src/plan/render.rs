@@ -31,7 +31,8 @@ pub fn human(plan: &Plan, sources: &Sources, etc_dir: &Path, color: bool) -> Str
         true => format!("{style}{text}{style:#}"),
         false => text.to_string(),
     };
-    let mut out = String::new();
+    // About a line per change and per step.
+    let mut out = String::with_capacity(80 * (plan.changes.len() + plan.steps.len()));
     if plan.is_empty() {
         out.push_str(NO_CHANGES);
         out.push('\n');
