@@ -491,7 +491,7 @@ fn plan(
 ) -> Result<ExitCode, Failure> {
     let (mut sources, ids) = load(files)?;
     let mut session = settings.session();
-    let (_, plan) = session.plan(&mut sources, &ids)?;
+    let (checked, plan) = session.plan(&mut sources, &ids)?;
     // The plan starts from the committed state; where the kernel lacks part of it, say
     // so beside the plan rather than let it pass for the kernel's picture. Checked from
     // the host's side (links, namespaces, files, firewall): cheap, and needs no
@@ -512,10 +512,11 @@ fn plan(
     } else {
         print_human_plan(&plan, &sources, &settings.etc_dir);
     }
-    // The plan of a large script is a great many small allocations: the process ends
-    // here, and freeing them one by one would cost more than a tenth of its time.
+    // The plan of a large script, and the model it was made from, are a great many small
+    // allocations: the process ends here, and freeing them one by one would cost more
+    // than a tenth of its time.
     let changes = !plan.is_empty();
-    std::mem::forget(plan);
+    std::mem::forget((checked, plan));
     Ok(match (detailed_exitcode, changes) {
         (true, true) => ExitCode::from(2),
         _ => ExitCode::SUCCESS,
