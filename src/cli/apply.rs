@@ -167,6 +167,9 @@ fn print_done(plan: &Plan, verb: &str) {
 /// a bridge network that is not `internal` (a stopped sandbox's ports come back when
 /// it starts).
 pub fn warn_unpublished(model: &crate::model::Model, actions: &[Action], sources: &Sources) {
+    if !actions.iter().any(|a| matches!(a, Action::Publish { .. })) {
+        return;
+    }
     let unpublished = plan::firewall::unpublished(model);
     let mut places: Vec<String> = Vec::new();
     for action in actions {
