@@ -18,9 +18,9 @@ pub mod usage;
 pub mod values;
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashMap;
-use std::path::{Path, PathBuf};
 
 pub use actions::{Action, Target};
 pub use network::{LONGEST_PREFIX_V4, LONGEST_PREFIX_V6};

@@ -1,12 +1,12 @@
 //! The kernel objects one model calls for: for each network, sandbox and endpoint, the
 //! operations that create it from nothing, and the files its sandbox shows in `/etc`.
 
-use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
+use rustc_hash::FxHashMap;
 
 use super::op::{EtcFile, Op};
 use super::text::FileText;
