@@ -60,8 +60,9 @@ DESCRIPTION
     (below 1: cnm is faster). Then, for cnm: the peak memory of an apply at the largest
     N; a no-op re-apply of the same script there; a failed apply at ROLLBACK_N (a
     hand-made interface takes the name of the last veth the plan creates), timed to
-    its exit 1 after rolling back, then checked to have left the kernel, the etc
-    directory and the state as they were; `cnm plan` of PLAN_N sandboxes on 10
+    its exit 1 after rolling back, with the rollback's own time as cnm reports it,
+    then checked to have left the kernel, the etc directory and the state as they
+    were; `cnm plan` of PLAN_N sandboxes on 10
     networks with no state (the front end alone); and how apply per sandbox grows from
     the smallest N to the largest (1.00: linearly).
 
@@ -381,7 +382,9 @@ for v in fresh history; do
 done
 
 # A failed apply at ROLLBACK_N: a hand-made interface holds the name of the plan's last
-# veth, so the kernel refuses that step; the whole command is timed to its exit 1.
+# veth, so the kernel refuses that step; the whole command is timed to its exit 1, and
+# the rollback itself as cnm reports it ("N steps undone in S s", the kernel's removal
+# of the veths included).
 ROLLBACK=""
 if [ -n "$ROLLBACK_N" ] && ! command -v jq > /dev/null; then
     ROLLBACK="skipped: needs jq to read the plan (apt-get install -y jq)"
@@ -401,11 +404,14 @@ elif [ -n "$ROLLBACK_N" ]; then
         now; t0=$T; run 1 "failing cnm apply, N=$n" "$CNM" --state-dir "$D/rollback" apply "$S"; now
         record "$n" cnm-fresh rollback "$r" $((T - t0))
         grep -q "$link" "$OUT" || die "the failing apply at N=$n did not fail on $link; its output ends: $(tail -n 5 "$OUT")"
+        undo=$(tr -s ' \n│' ' ' < "$OUT" | grep -o 'undone in [0-9.]* s' | cut -d' ' -f3) ||
+            die "the failing apply at N=$n did not say how long its rollback took: $(tail -n 5 "$OUT")"
+        record "$n" cnm-fresh undo "$r" "$(calc %d "$undo * 1000000")"
         settle
         after="$(ip -o link show | cut -d' ' -f2-3) $(ls -A /run/netns "$ETC") $("$CNM" --state-dir "$D/rollback" show 2>&1)"
         [ "$before" = "$after" ] || die "the failed apply at N=$n did not leave things as they were: $(diff <(echo "$before") <(echo "$after") | head -5)"
         ip link del "$link"
-        echo "scale.sh: N=$n run $r: rollback (step $at of $steps refused) $(tail -n 1 "$RAW" | cut -f5) ms" >&2
+        echo "scale.sh: N=$n run $r: failing apply (step $at of $steps refused) $(tail -n 2 "$RAW" | head -n 1 | cut -f5) ms, its rollback $(tail -n 1 "$RAW" | cut -f5) ms" >&2
     done
     ROLLBACK="step $at of $steps refused (a $kind took $link), exit 1, kernel, etc dir and state as before"
 fi
@@ -467,7 +473,8 @@ label() { case $1 in cnm-fresh) echo "cnm fresh" ;; cnm-history) echo "cnm histo
     printf '%-42s fresh %7.1f ms    history %7.1f ms\n' "no-op re-apply, N=$NMAX" \
         "$(med "$NMAX" cnm-fresh noop_apply)" "$(med "$NMAX" cnm-history noop_apply)"
     [ -z "$ROLLBACK_N" ] || if [ -n "$(med "$ROLLBACK_N" cnm-fresh rollback)" ]; then
-        printf '%-42s %8.1f ms: %s\n' "failed apply rolled back, N=$ROLLBACK_N" "$(med "$ROLLBACK_N" cnm-fresh rollback)" "$ROLLBACK"
+        printf '%-42s %8.1f ms, of which the rollback %.1f ms: %s\n' "failed apply rolled back, N=$ROLLBACK_N" \
+            "$(med "$ROLLBACK_N" cnm-fresh rollback)" "$(med "$ROLLBACK_N" cnm-fresh undo)" "$ROLLBACK"
     else
         printf '%-42s %s\n' "failed apply rolled back, N=$ROLLBACK_N" "$ROLLBACK"
     fi

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, KernelError};
 use crate::plan::{Op, Plan, Step};
@@ -26,11 +27,13 @@ pub enum Stop {
 }
 
 /// What rolling back did: how many steps it undid, and the undo operations the kernel
-/// refused, in the order they ran — what may be left behind.
+/// refused, in the order they ran — what may be left behind; and how long it took,
+/// waiting for the kernel to remove the veths included.
 #[derive(Debug, Default)]
 pub struct Undone {
     pub steps: usize,
     pub refused: Vec<(Op, KernelError)>,
+    pub took: Duration,
 }
 
 impl Undone {
@@ -170,6 +173,7 @@ fn make_definite(op: &Op, backend: &mut dyn Backend) -> bool {
 /// What deleting a namespace later in the rollback takes along anyway is not undone one
 /// by one (see [`spared`]); the host ends of its veths are waited for at the end.
 fn roll_back(steps: &[Step], vanishing: &mut Vanishing, backend: &mut dyn Backend) -> Undone {
+    let started = Instant::now();
     // A name still held makes its recreation fail, and that refusal is reported below.
     let _ = vanishing.settle(backend);
     let (lists, vanished) = spared(steps);
@@ -178,6 +182,7 @@ fn roll_back(steps: &[Step], vanishing: &mut Vanishing, backend: &mut dyn Backen
         let left = vanished.into_iter().map(|link| Op::DelLink { netns: None, link });
         undone.refused.extend(left.map(|op| (op, error.clone())));
     }
+    undone.took = started.elapsed();
     undone
 }
 
@@ -264,6 +269,7 @@ pub fn recover(steps: &[Step], done: usize, backend: &mut dyn Backend) -> Undone
 /// Runs undo lists in the order given, keeping going past errors. Firewall operations
 /// that follow each other go as one batch, which the kernel takes or refuses whole.
 pub fn undo<'a>(lists: impl Iterator<Item = &'a [Op]>, backend: &mut dyn Backend) -> Undone {
+    let started = Instant::now();
     let mut undone = Undone::default();
     let mut batch = Vec::new();
     let mut files = Vec::new();
@@ -292,6 +298,7 @@ pub fn undo<'a>(lists: impl Iterator<Item = &'a [Op]>, backend: &mut dyn Backend
             .refused
             .extend(files.into_iter().map(|op| (op, error.clone())));
     }
+    undone.took = started.elapsed();
     undone
 }
 

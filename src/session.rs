@@ -755,8 +755,9 @@ fn failure_report(
     };
     let help = match tx {
         _ if undone.is_complete() => format!(
-            "rolled back: {} undone, last first; the kernel and state.json are as they were",
-            plural(undone.steps, "step")
+            "rolled back: {} undone in {:.2} s, last first; the kernel and state.json are as they were",
+            plural(undone.steps, "step"),
+            undone.took.as_secs_f64()
         ),
         Some(tx) => incomplete_rollback(tx, undone, etc_dir),
         None => format!(

@@ -763,6 +763,13 @@ fn a_rollback_after_a_namespace_deletion_restores_the_sandbox() {
                 assert_eq!(out.status.code(), Some(1), "{err}");
                 assert!(err.contains("an interface named cnm-z already exists"), "{err}");
                 assert!(err.contains("rolled back: 6 steps undone"), "{first}: {err}");
+                // How long the rollback took, waiting for the kernel included.
+                let words = unwrapped(&out.stderr);
+                let took = words
+                    .split_once("6 steps undone in ")
+                    .map(|(_, rest)| rest.split_once(" s, last first"));
+                let seconds: f64 = took.flatten().expect(&words).0.parse().expect(&words);
+                assert!((0.0..30.0).contains(&seconds), "{words}");
                 assert_same_kernel(&without_indexes(&kernel), &without_indexes(&env.kernel()), first);
                 assert_eq!(env.state_json(), state);
                 assert_eq!(addresses(&ip_json(&["-n", "a", "addr"]), "eth0"), ["10.9.0.2/24"]);
