@@ -686,9 +686,9 @@ fn a_namespace_replaced_outside_cnm_is_not_confused_with_the_old_one() {
     );
 }
 
-/// The backend remembers interface indexes (a bridge's, for each of its ports); an
-/// interface deleted and made again outside cnm gets a new index, which the next
-/// operation finds instead of failing on the old one.
+/// An interface deleted and made again outside cnm gets a new index, which the next
+/// operation finds: a bridge's for its new port, eth0's for an address. (A backend that
+/// remembered indexes would use the old ones here, and reach another interface or none.)
 #[test]
 fn an_interface_made_again_outside_cnm_is_found_by_its_new_index() {
     isolated(
