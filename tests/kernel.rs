@@ -111,11 +111,17 @@ impl Env {
 }
 
 impl Env {
-    /// Each file under the etc dir (`SANDBOX/FILE`), in order, with its content.
+    /// Each file under the etc dir (`SANDBOX/FILE`, or a stray `FILE`), in order, with
+    /// its content.
     fn etc_files(&self) -> String {
         let mut files = Vec::new();
-        for dir in std::fs::read_dir(&self.etc).unwrap().flatten() {
-            for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        for entry in std::fs::read_dir(&self.etc).unwrap().flatten() {
+            if entry.file_type().unwrap().is_file() {
+                let content = std::fs::read_to_string(entry.path()).unwrap();
+                files.push(format!("{}: {content:?}\n", entry.file_name().to_string_lossy()));
+                continue;
+            }
+            for file in std::fs::read_dir(entry.path()).unwrap().flatten() {
                 let content = std::fs::read_to_string(file.path()).unwrap();
                 let name = file.path().strip_prefix(&self.etc).unwrap().display().to_string();
                 files.push(format!("{name}: {content:?}\n"));
@@ -508,6 +514,32 @@ fn a_failure_rolls_everything_back() {
         let log = env.cnm_ok(&["log"]);
         assert!(log.contains("rolled back: step"), "{log}");
     });
+}
+
+#[test]
+fn a_hosts_file_that_cannot_be_written_rolls_everything_back() {
+    in_namespaces(
+        "a_hosts_file_that_cannot_be_written_rolls_everything_back",
+        |env| {
+            // A file where sandbox B's etc directory goes: its hosts file cannot be written.
+            // Files are written ahead of their turn, on a thread of their own: the failure
+            // still stops the transaction at B's file, and every file written is removed.
+            std::fs::write(env.etc.join("B"), "not a directory\n").unwrap();
+            let kernel = env.kernel();
+            let out = env.cnm(&["apply", "scripts/seed.cnm"]);
+            assert_eq!(out.status.code(), Some(1));
+            let err = String::from_utf8_lossy(&out.stderr);
+            let blocked = env.etc.join("B/hosts");
+            assert!(
+                err.contains(&format!("cannot write {}: Not a directory", blocked.display())),
+                "{err}"
+            );
+            assert!(err.contains("sandbox B mode none"), "names the statement: {err}");
+            assert!(err.contains("rolled back:"), "{err}");
+            assert_same_kernel(&kernel, &env.kernel(), "an apply whose hosts file failed");
+            assert_eq!(env.state_json(), None, "nothing was committed");
+        },
+    );
 }
 
 #[test]

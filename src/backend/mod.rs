@@ -36,7 +36,18 @@ pub trait Backend {
     /// calls it once a transaction's steps are done (or undone), so that one flush of
     /// the filesystem serves every file of the transaction.
     fn sync_files(&mut self) -> Result<(), KernelError>;
+
+    /// Something that performs [`Op::WriteFile`] from another thread, as `apply` would,
+    /// if this backend has it: the executor writes a transaction's files with it ahead
+    /// of their turn, while the kernel works on links. What it writes, the next
+    /// `sync_files` flushes.
+    fn file_writer(&mut self) -> Option<FileWriter> {
+        None
+    }
 }
+
+/// See [`Backend::file_writer`].
+pub type FileWriter = Box<dyn FnMut(&Op) -> Result<(), KernelError> + Send>;
 
 /// A refused operation: the kernel's errno, if it gave one, and what happened in words.
 ///

@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 use nix::errno::Errno;
@@ -26,7 +28,7 @@ use rtnetlink::Handle;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
-use super::{Backend, KernelError};
+use super::{Backend, FileWriter, KernelError};
 use crate::model::Mac;
 use crate::plan::{EtcFile, FileText, Op};
 use netns::SysError;
@@ -52,8 +54,9 @@ pub struct NetlinkBackend {
     capacity: usize,
     /// The thread that enters namespaces.
     worker: netns::Worker,
-    /// Files under `etc_dir` were written or removed since they were last flushed.
-    unsynced: bool,
+    /// Files under `etc_dir` were written or removed since they were last flushed (also
+    /// by the [`file_writer`](Backend::file_writer), on its thread).
+    unsynced: Arc<AtomicBool>,
 }
 
 /// An open netlink connection bound to one named namespace.
@@ -169,7 +172,7 @@ impl NetlinkBackend {
             clock: 0,
             capacity,
             worker: netns::Worker::start(),
-            unsynced: false,
+            unsynced: Arc::default(),
         };
         backend.check_privileges()?;
         Ok(backend)
@@ -635,22 +638,10 @@ impl NetlinkBackend {
         }
     }
 
-    fn write_file(&mut self, netns: &str, file: EtcFile, content: &FileText) -> Result<(), KernelError> {
-        check_name(netns)?;
-        let dir = self.etc_dir.join(netns);
-        self.unsynced = true;
-        etc::write(&dir, &file.to_string(), content).map_err(|error| {
-            KernelError::errno(
-                error.raw_os_error().unwrap_or(libc::EIO),
-                format!("cannot write {}: {error}", dir.join(file.to_string()).display()),
-            )
-        })
-    }
-
     fn remove_file(&mut self, netns: &str, file: EtcFile) -> Result<(), KernelError> {
         check_name(netns)?;
         let dir = self.etc_dir.join(netns);
-        self.unsynced = true;
+        self.unsynced.store(true, Ordering::SeqCst);
         etc::remove(&dir, &file.to_string()).map_err(|error| {
             KernelError::errno(
                 error.raw_os_error().unwrap_or(libc::EIO),
@@ -658,6 +649,25 @@ impl NetlinkBackend {
             )
         })
     }
+}
+
+/// Writes a sandbox's file under `etc_dir`, and says so in `unsynced`.
+fn write_file(
+    etc_dir: &Path,
+    unsynced: &AtomicBool,
+    netns: &str,
+    file: EtcFile,
+    content: &FileText,
+) -> Result<(), KernelError> {
+    check_name(netns)?;
+    let dir = etc_dir.join(netns);
+    unsynced.store(true, Ordering::SeqCst);
+    etc::write(&dir, &file.to_string(), content).map_err(|error| {
+        KernelError::errno(
+            error.raw_os_error().unwrap_or(libc::EIO),
+            format!("cannot write {}: {error}", dir.join(file.to_string()).display()),
+        )
+    })
 }
 
 /// Whether `netns_dir/netns` is a mounted network namespace. Needs no privilege, so
@@ -731,7 +741,9 @@ impl Backend for NetlinkBackend {
             Op::DelAddress { netns, link, address } => self.address(netns.as_deref(), link, *address, false),
             Op::AddRoute { netns, gateway, link } => self.route(netns, *gateway, link, true),
             Op::DelRoute { netns, gateway, link } => self.route(netns, *gateway, link, false),
-            Op::WriteFile { netns, file, content } => self.write_file(netns, *file, content),
+            Op::WriteFile { netns, file, content } => {
+                write_file(&self.etc_dir, &self.unsynced, netns, *file, content)
+            }
             Op::RemoveFile { netns, file } => self.remove_file(netns, *file),
             Op::SetForwarding { on } => nft::set_ip_forward(*on),
             Op::RouteLocalnet { link, on } => nft::set_route_localnet(link, *on),
@@ -748,7 +760,7 @@ impl Backend for NetlinkBackend {
     }
 
     fn sync_files(&mut self) -> Result<(), KernelError> {
-        if !self.unsynced {
+        if !self.unsynced.load(Ordering::SeqCst) {
             return Ok(());
         }
         etc::sync(&self.etc_dir).map_err(|error| {
@@ -760,8 +772,16 @@ impl Backend for NetlinkBackend {
                 ),
             )
         })?;
-        self.unsynced = false;
+        self.unsynced.store(false, Ordering::SeqCst);
         Ok(())
+    }
+
+    fn file_writer(&mut self) -> Option<FileWriter> {
+        let (etc_dir, unsynced) = (self.etc_dir.clone(), Arc::clone(&self.unsynced));
+        Some(Box::new(move |op| match op {
+            Op::WriteFile { netns, file, content } => write_file(&etc_dir, &unsynced, netns, *file, content),
+            other => Err(KernelError::other(format!("not a file to write: {other:?}"))),
+        }))
     }
 
     fn settle(&mut self, links: &[String]) -> Result<(), KernelError> {
