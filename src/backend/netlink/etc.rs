@@ -9,6 +9,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, AtFlags, OFlag};
 use nix::sys::stat::{mkdirat, Mode};
@@ -61,24 +62,33 @@ fn worded(error: std::io::Error, dir: &Path) -> std::io::Error {
 
 /// Writes `dir/file` atomically: a temporary file beside it, renamed over it. Creates
 /// `dir` (in its parent, which must exist or be creatable). Not flushed to disk here:
-/// [`sync`] flushes every file of a transaction at once.
+/// [`sync`] flushes every file of a transaction at once. The temporary files of `file`
+/// that a killed cnm left are removed.
 pub fn write(dir: &Path, file: &str, content: &FileText) -> std::io::Result<()> {
     let (root, name) = split(dir)?;
     std::fs::create_dir_all(root)?;
     let root = open_root(root)?;
-    let inside = match open_dir(&root, name).map_err(|e| worded(e, dir))? {
-        Some(inside) => inside,
+    // A directory that was there may hold what a killed cnm left (see `remove`).
+    let (inside, left) = match open_dir(&root, name).map_err(|e| worded(e, dir))? {
+        Some(inside) => {
+            let left = temporaries(&inside, file)?;
+            (inside, left)
+        }
         None => {
             match mkdirat(root.as_fd(), name, Mode::from_bits_truncate(0o755)) {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(errno) => return Err(io(errno)),
             }
-            open_dir(&root, name)
+            let inside = open_dir(&root, name)
                 .map_err(|e| worded(e, dir))?
-                .ok_or_else(|| io(Errno::ENOENT))?
+                .ok_or_else(|| io(Errno::ENOENT))?;
+            (inside, Vec::new())
         }
     };
-    let temporary = format!(".{file}.cnm-{}", std::process::id());
+    for stale in left.iter().filter(|stale| **stale != temporary(file)) {
+        let _ = unlinkat(inside.as_fd(), stale.as_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    let temporary = temporary(file);
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let mode = Mode::from_bits_truncate(0o644);
     let out = match openat(inside.as_fd(), temporary.as_str(), flags, mode) {
@@ -106,8 +116,8 @@ pub fn write(dir: &Path, file: &str, content: &FileText) -> std::io::Result<()> 
     written
 }
 
-/// Removes `dir/file` (missing is success; a link is removed, not its target), then
-/// `dir` if that left it empty.
+/// Removes `dir/file` (missing is success; a link is removed, not its target), and the
+/// temporary files a killed cnm left of it, then `dir` if that left it empty.
 pub fn remove(dir: &Path, file: &str) -> std::io::Result<()> {
     let (root, name) = split(dir)?;
     let root = match open_root(root) {
@@ -117,15 +127,47 @@ pub fn remove(dir: &Path, file: &str) -> std::io::Result<()> {
     let Some(inside) = open_dir(&root, name).map_err(|e| worded(e, dir))? else {
         return Ok(());
     };
-    match unlinkat(inside.as_fd(), file, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => {}
-        Err(errno) => return Err(io(errno)),
+    for name in std::iter::once(file.to_string()).chain(temporaries(&inside, file)?) {
+        match unlinkat(inside.as_fd(), name.as_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(errno) => return Err(io(errno)),
+        }
     }
     match unlinkat(root.as_fd(), name, UnlinkatFlags::RemoveDir) {
         // Still holds the other file, or is already gone.
         Ok(()) | Err(Errno::ENOENT | Errno::ENOTEMPTY | Errno::EEXIST) => Ok(()),
         Err(errno) => Err(io(errno)),
     }
+}
+
+/// The name of the temporary file [`write`] writes `file` to before renaming it.
+fn temporary(file: &str) -> String {
+    format!(".{file}.cnm-{}", std::process::id())
+}
+
+/// The temporary files of `file` in the directory `inside` (see [`temporary`]), of
+/// any process: one killed between making and renaming it left it there.
+fn temporaries(inside: &OwnedFd, file: &str) -> std::io::Result<Vec<String>> {
+    let prefix = format!(".{file}.cnm-");
+    let mut dir = Dir::openat(
+        inside.as_fd(),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io)?;
+    let mut found = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry.map_err(io)?;
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        let pid = name.strip_prefix(&prefix);
+        if pid.is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())) {
+            found.push(name.to_string());
+        }
+    }
+    Ok(found)
 }
 
 /// Flushes the filesystem that holds `root` (and the files cnm wrote under it) to disk:
@@ -142,5 +184,54 @@ fn split(dir: &Path) -> std::io::Result<(&Path, &str)> {
     match (dir.parent(), dir.file_name().and_then(|n| n.to_str())) {
         (Some(root), Some(name)) => Ok((root, name)),
         _ => Err(io(Errno::EINVAL)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_temporary_file_left_by_a_killed_cnm_goes_with_its_file() {
+        let root = std::env::temp_dir().join(format!("cnm-etc-test-{}", std::process::id()));
+        let dir = root.join("s1");
+        let text = FileText::from("127.0.0.1\tlocalhost\n");
+        write(&dir, "hosts", &text).unwrap();
+        write(&dir, "resolv.conf", &text).unwrap();
+        // What a cnm killed while writing (or writing ahead) left behind.
+        for left in [".hosts.cnm-4242", ".hosts.cnm-77", ".resolv.conf.cnm-4242"] {
+            std::fs::write(dir.join(left), "half a fi").unwrap();
+        }
+        std::fs::write(dir.join(".hosts.cnm-notes"), "not cnm's").unwrap();
+
+        write(&dir, "hosts", &text).unwrap();
+        assert_eq!(
+            listing(&dir),
+            [
+                ".hosts.cnm-notes",
+                ".resolv.conf.cnm-4242",
+                "hosts",
+                "resolv.conf"
+            ]
+        );
+        std::fs::write(dir.join(".hosts.cnm-4242"), "half a fi").unwrap();
+        remove(&dir, "resolv.conf").unwrap();
+        assert_eq!(listing(&dir), [".hosts.cnm-4242", ".hosts.cnm-notes", "hosts"]);
+        std::fs::remove_file(dir.join(".hosts.cnm-notes")).unwrap();
+        remove(&dir, "hosts").unwrap();
+        assert!(!dir.exists(), "{:?}", listing(&dir));
+        std::fs::remove_dir(&root).unwrap();
     }
 }
