@@ -147,10 +147,30 @@ impl Observed {
 /// order, each with the object it belongs to.
 pub fn missing(model: &Model, observed: &Observed, etc_dir: &Path) -> Vec<Missing> {
     let owners = Owners::new(model);
+    // Host links made again: what goes on them is missing too, whatever is read now.
+    // (A namespace deleted outside cnm leaves the host ends of its veths, attached and
+    // up, until the kernel has removed them in the background.)
+    let mut remade: BTreeSet<String> = BTreeSet::new();
     plan::between(&Model::empty(), model, &Causes::new())
         .steps
         .into_iter()
-        .filter(|step| !observed.holds(&step.op))
+        .filter(|step| {
+            let on_remade = match &step.op {
+                Op::SetMaster { link, .. }
+                | Op::LinkUp { netns: None, link }
+                | Op::AddAddress {
+                    netns: None, link, ..
+                }
+                | Op::RouteLocalnet { link, .. } => remade.contains(link),
+                _ => false,
+            };
+            let missing = on_remade || !observed.holds(&step.op);
+            if let (true, Op::AddVeth { link, .. } | Op::AddBridge { bridge: link, .. }) = (missing, &step.op)
+            {
+                remade.insert(link.clone());
+            }
+            missing
+        })
         .map(|step| {
             let (kind, name) = owners.of(&step.op);
             Missing {

@@ -1674,6 +1674,44 @@ fn status_names_drift_and_restore_makes_it_again() {
     });
 }
 
+/// A namespace deleted by hand while something still holds it keeps its veths, the host
+/// ends attached and up, until the kernel lets it go. `restore` waits for those names,
+/// then makes the sandbox again whole: its veth attached to the bridge and up.
+#[test]
+fn a_sandbox_deleted_while_held_is_restored_once_the_kernel_lets_it_go() {
+    in_namespaces(
+        "a_sandbox_deleted_while_held_is_restored_once_the_kernel_lets_it_go",
+        |env| {
+            env.cnm_ok(&["apply", "scripts/seed.cnm"]);
+            let applied = env.kernel();
+            let c_end = host_end(env, "C.frontend");
+            let mut holder = Command::new("ip")
+                .args(["netns", "exec", "C", "sleep", "1"])
+                .spawn()
+                .unwrap();
+            // The holder is inside once `ip` has become `sleep`.
+            assert!(eventually(|| std::fs::read_to_string(format!(
+                "/proc/{}/comm",
+                holder.id()
+            ))
+            .is_ok_and(|comm| comm.trim() == "sleep")));
+            run("ip", &["netns", "del", "C"]);
+            let lingering = ip_json(&["link", "show", "dev", &c_end]);
+            assert_eq!(lingering[0]["master"], "cnm-frontend", "{lingering}");
+
+            let restored = env.cnm_ok(&["restore"]);
+            assert!(restored.starts_with("Restored: "), "{restored}");
+            holder.wait().unwrap();
+            assert_same_kernel(
+                &without_indexes(&applied),
+                &without_indexes(&env.kernel()),
+                "restored",
+            );
+            assert!(pings("B", "10.2.0.50"));
+        },
+    );
+}
+
 /// `cnm gc` after the state directory was lost removes what cnm made — bridges and veth
 /// host ends with cnm's MAC, namespaces whose hosts file carries cnm's mark, the
 /// firewall table — and leaves alone a bridge, a veth and a namespace made by hand with

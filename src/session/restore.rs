@@ -1,10 +1,12 @@
 //! `status` and `restore`: the committed state against the kernel as read, and the
 //! transaction that makes again what the kernel lacks.
 
+use std::collections::HashSet;
+
 use super::{Applied, Error, Session};
 use crate::drift::{self, Missing, Observed};
 use crate::exec::Progress;
-use crate::plan::{Plan, Step};
+use crate::plan::{Op, Plan, Step};
 
 impl Session {
     /// What the committed state holds and the kernel lacks, operation by operation;
@@ -28,6 +30,27 @@ impl Session {
         let missing = drift::missing(&committed, &observed, &self.config.etc_dir);
         if missing.is_empty() {
             return Ok(None);
+        }
+        // A namespace deleted outside cnm takes its veths along, in the background:
+        // their host ends hold their names until the kernel has removed them. Those of
+        // the namespaces made again are waited for before anything is made; a name
+        // still held after that is refused, and said, by the step that needs it.
+        let remade: HashSet<&str> = missing
+            .iter()
+            .filter_map(|m| match &m.op {
+                Op::AddNetns { netns } => Some(netns.as_str()),
+                _ => None,
+            })
+            .collect();
+        let vanishing: Vec<String> = missing
+            .iter()
+            .filter_map(|m| match &m.op {
+                Op::AddVeth { link, netns, .. } if remade.contains(netns.as_str()) => Some(link.clone()),
+                _ => None,
+            })
+            .collect();
+        if !vanishing.is_empty() {
+            let _ = self.kernel()?.settle(&vanishing);
         }
         let steps = missing
             .into_iter()
