@@ -114,12 +114,20 @@ pub fn apply(
     } else {
         backend.file_writer()
     };
-    std::thread::scope(|scope| {
+    let namespaces = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.op, Op::AddNetns { .. }))
+        .count();
+    backend.namespaces_ahead(namespaces);
+    let result = std::thread::scope(|scope| {
         let mut ahead = Ahead::start(scope, &plan.steps, ahead, writer);
         let result = apply_steps(plan, backend, progress, stop, done, &mut ahead);
         ahead.finish();
         result
-    })
+    });
+    backend.namespaces_ahead(0);
+    result
 }
 
 fn apply_steps(

@@ -44,6 +44,12 @@ pub trait Backend {
     fn file_writer(&mut self) -> Option<FileWriter> {
         None
     }
+
+    /// Told before a transaction's steps how many namespaces they create
+    /// ([`Op::AddNetns`]), and 0 after them: a backend may make that many ahead, on a
+    /// thread of its own, while the kernel works on the steps before. What it makes
+    /// ahead shows nowhere before its `AddNetns` names it, and is freed when not used.
+    fn namespaces_ahead(&mut self, _count: usize) {}
 }
 
 /// See [`Backend::file_writer`].

@@ -7,6 +7,8 @@
 //! or looked up just before it: an index is never assumed. Veth peers and macvlans are
 //! created directly inside their namespace (moving a link costs a grace period), with
 //! `addrgenmode none` set on veth ends before they go up (no IPv6 multicast chatter).
+//! The namespaces a transaction creates are made ahead, nameless, on a thread of their
+//! own, and named (bind-mounted) in their turn; files are written ahead likewise.
 
 mod etc;
 mod netns;
@@ -54,6 +56,8 @@ pub struct NetlinkBackend {
     capacity: usize,
     /// The thread that enters namespaces.
     worker: netns::Worker,
+    /// Namespaces the transaction under way creates, made ahead.
+    blanks: Option<netns::Blanks>,
     /// Files under `etc_dir` were written or removed since they were last flushed (also
     /// by the [`file_writer`](Backend::file_writer), on its thread).
     unsynced: Arc<AtomicBool>,
@@ -172,6 +176,7 @@ impl NetlinkBackend {
             clock: 0,
             capacity,
             worker: netns::Worker::start(),
+            blanks: None,
             unsynced: Arc::default(),
         };
         backend.check_privileges()?;
@@ -396,11 +401,16 @@ impl NetlinkBackend {
         check_name(netns)?;
         self.forget(netns);
         let path = self.netns_path(netns);
-        let mut created = netns::create(&self.worker, &path);
+        let blank = self.blanks.as_mut().and_then(netns::Blanks::take);
+        let create = |worker: &netns::Worker, blank: Option<netns::Blank>| match blank {
+            Some(blank) => netns::attach(blank, &path),
+            None => netns::create(worker, &path),
+        };
+        let mut created = create(&self.worker, blank);
         if created.as_ref().is_err_and(|error| error.errno == Errno::ENOENT) {
             // The directory went away since: make it again, as `ip netns add` would.
             self.prepare_dir()?;
-            created = netns::create(&self.worker, &path);
+            created = create(&self.worker, None);
         }
         let created = created.map_err(|error| match error.errno {
             Errno::EEXIST => KernelError::errno(libc::EEXIST, format!("namespace {netns} already exists")),
@@ -774,6 +784,14 @@ impl Backend for NetlinkBackend {
         })?;
         self.unsynced.store(false, Ordering::SeqCst);
         Ok(())
+    }
+
+    fn namespaces_ahead(&mut self, count: usize) {
+        // Those made for an earlier transaction and not used go first.
+        self.blanks = None;
+        if count > 0 {
+            self.blanks = Some(netns::Blanks::start(count));
+        }
     }
 
     fn file_writer(&mut self) -> Option<FileWriter> {

@@ -5,6 +5,7 @@
 //! socket opened on such a thread stays bound to that thread's namespace for its life.
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::mpsc;
@@ -193,22 +194,7 @@ pub struct Created {
 /// the file and mounting on it (or between unmounting and removing it) left: it is
 /// removed and made again.
 pub fn create(worker: &Worker, path: &Path) -> Result<Created, SysError> {
-    let make = || {
-        nix::fcntl::open(
-            path,
-            OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-    };
-    let file = match make() {
-        Err(Errno::EEXIST) if is_stale(path) => {
-            std::fs::remove_file(path).doing("remove a stale namespace file")?;
-            make()
-        }
-        made => made,
-    }
-    .doing("create the namespace file")?;
-    drop(file);
+    make_file(path)?;
     let target = path.to_path_buf();
     let made = worker.run(move || {
         unshare(CloneFlags::CLONE_NEWNET).doing("create a network namespace")?;
@@ -228,9 +214,144 @@ pub fn create(worker: &Worker, path: &Path) -> Result<Created, SysError> {
         })
     });
     if made.is_err() {
-        let _ = umount2(path, MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_file(path);
+        unmake(path);
     }
+    made
+}
+
+/// Gives the name `path` to a namespace made ahead ([`Blanks`]): the same file and bind
+/// mount as [`create`], made from this thread. Nothing is left behind on failure; the
+/// blank is freed then.
+pub fn attach(blank: Blank, path: &Path) -> Result<Created, SysError> {
+    let identity = identity_of(&blank.netns.metadata().doing("look at the namespace")?);
+    make_file(path)?;
+    // The descriptor's magic link leads to the namespace itself, as /proc/PID/ns/net
+    // does for `ip netns attach`.
+    let source = format!("/proc/self/fd/{}", blank.netns.as_raw_fd());
+    let mounted = mount(
+        Some(source.as_str()),
+        path,
+        Some("none"),
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .doing("bind-mount the namespace");
+    if let Err(error) = mounted {
+        unmake(path);
+        return Err(error);
+    }
+    Ok(Created {
+        socket: blank.socket,
+        identity,
+    })
+}
+
+/// Makes the empty file a namespace is mounted on (see [`create`] for a stale one).
+fn make_file(path: &Path) -> Result<(), SysError> {
+    let make = || {
+        nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let file = match make() {
+        Err(Errno::EEXIST) if is_stale(path) => {
+            std::fs::remove_file(path).doing("remove a stale namespace file")?;
+            make()
+        }
+        made => made,
+    }
+    .doing("create the namespace file")?;
+    drop(file);
+    Ok(())
+}
+
+/// Removes what a failed [`create`] or [`attach`] left of `path`.
+fn unmake(path: &Path) {
+    let _ = umount2(path, MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_file(path);
+}
+
+/// A network namespace made ahead of its name: held by a descriptor alone, so that it
+/// shows nowhere and goes when dropped; with a netlink socket opened inside it.
+pub struct Blank {
+    netns: File,
+    socket: Socket,
+}
+
+/// Namespaces made ahead, on a thread of their own, while the caller does other work:
+/// creating one costs the kernel a few hundred microseconds. At most [`BLANKS_AHEAD`]
+/// wait at a time; those never taken are freed with the `Blanks`.
+pub struct Blanks {
+    made: Option<mpsc::Receiver<Result<Blank, SysError>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How many namespaces [`Blanks`] makes before the first is taken.
+const BLANKS_AHEAD: usize = 8;
+
+impl Blanks {
+    /// Starts making `count` namespaces. The thread goes back to its first namespace
+    /// after each, so that it never holds one (a deleted namespace's veths go only when
+    /// nothing holds it).
+    pub fn start(count: usize) -> Blanks {
+        let (send, made) = mpsc::sync_channel(BLANKS_AHEAD);
+        let thread = File::open(THREAD_NETNS).ok().and_then(|home| {
+            std::thread::Builder::new()
+                .name("cnm-netns-ahead".into())
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    for _ in 0..count {
+                        let blank = make_blank(&home);
+                        let failed = blank.is_err();
+                        if send.send(blank).is_err() || failed {
+                            return;
+                        }
+                    }
+                })
+                .ok()
+        });
+        Blanks {
+            made: thread.is_some().then_some(made),
+            thread,
+        }
+    }
+
+    /// The next namespace made ahead, once it is made; `None` when there is none left,
+    /// or making one failed (the caller then makes its namespace as if none were
+    /// made ahead, and meets the failure itself).
+    pub fn take(&mut self) -> Option<Blank> {
+        match self.made.as_ref()?.recv() {
+            Ok(Ok(blank)) => Some(blank),
+            Ok(Err(_)) | Err(_) => {
+                self.made = None;
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Blanks {
+    fn drop(&mut self) {
+        // Closing the channel frees the namespaces waiting in it and ends the thread.
+        drop(self.made.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A new namespace, with a socket in it; the calling thread is back `home` after.
+fn make_blank(home: &File) -> Result<Blank, SysError> {
+    unshare(CloneFlags::CLONE_NEWNET).doing("create a network namespace")?;
+    let made = File::open(THREAD_NETNS)
+        .doing("open the namespace")
+        .and_then(|netns| {
+            let socket = Socket::new(NETLINK_ROUTE).doing("open a netlink socket in the namespace")?;
+            Ok(Blank { netns, socket })
+        });
+    setns(home, CloneFlags::CLONE_NEWNET).doing("leave the namespace")?;
     made
 }
 
