@@ -132,7 +132,9 @@ impl Env {
     }
 }
 
-/// Drops what changes by itself (counters, timers) from `ip -j` output.
+/// Drops what changes by itself (counters, timers) from `ip -j` output; also the
+/// operational state, which the kernel derives from the flags (UP, LOWER_UP) in the
+/// background: a veth read just after it went up may still say UNKNOWN.
 fn strip_volatile(value: &mut Value) {
     match value {
         Value::Array(items) => items.iter_mut().for_each(strip_volatile),
@@ -143,6 +145,7 @@ fn strip_volatile(value: &mut Value) {
                 "stats64",
                 "stats",
                 "tentative",
+                "operstate",
             ] {
                 map.remove(key);
             }
