@@ -553,6 +553,6 @@ pub use crate::report::render_diagnostics;
 /// terminal, unless `NO_COLOR` says otherwise), else plain text, written as it is.
 pub fn print_human_plan(plan: &plan::Plan, sources: &crate::syntax::Sources, etc_dir: &std::path::Path) {
     let color = anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
-    let text = plan::render::human(plan, sources, etc_dir, color);
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+    let _ = plan::render::write_human(&mut out, plan, sources, etc_dir, color).and_then(|()| out.flush());
 }

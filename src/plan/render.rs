@@ -1,6 +1,5 @@
 //! A plan as people read it (`cnm plan`) and as programs read it (`cnm plan --json`).
 
-use std::fmt::Write;
 use std::path::Path;
 
 use anstyle::{AnsiColor, Style};
@@ -27,60 +26,66 @@ const BOLD: Style = Style::new().bold();
 /// The human plan, with ANSI styles if `color`. Files are named under `etc_dir`, the
 /// sandboxes' `/etc` directory.
 pub fn human(plan: &Plan, sources: &Sources, etc_dir: &Path, color: bool) -> String {
-    let painted = |style: Style, text: &dyn std::fmt::Display| match color {
-        true => format!("{style}{text}{style:#}"),
-        false => text.to_string(),
-    };
     // About a line per change and per step.
-    let mut out = String::with_capacity(80 * (plan.changes.len() + plan.steps.len()));
+    let mut out = Vec::with_capacity(80 * (plan.changes.len() + plan.steps.len()));
+    write_human(&mut out, plan, sources, etc_dir, color).expect("writing to memory");
+    String::from_utf8(out).expect("a plan is UTF-8")
+}
+
+/// [`human`], written to `out` as it is made: no line of it is kept.
+pub fn write_human(
+    out: &mut dyn std::io::Write,
+    plan: &Plan,
+    sources: &Sources,
+    etc_dir: &Path,
+    color: bool,
+) -> std::io::Result<()> {
+    // An empty style writes nothing, nor does its reset.
+    let style = |style: Style| if color { style } else { Style::new() };
+    let (dim, bold) = (style(DIM), style(BOLD));
     if plan.is_empty() {
-        out.push_str(NO_CHANGES);
-        out.push('\n');
-        return out;
+        return writeln!(out, "{NO_CHANGES}");
     }
-    out.push_str("cnm will make these changes:\n\n");
+    writeln!(out, "cnm will make these changes:\n")?;
     for change in &plan.changes {
-        let (sign, style) = match change.action {
-            ChangeAction::Add => ('+', ADD),
-            ChangeAction::Change => ('~', CHANGE),
-            ChangeAction::Remove => ('-', REMOVE),
+        let (sign, painted) = match change.action {
+            ChangeAction::Add => ('+', style(ADD)),
+            ChangeAction::Change => ('~', style(CHANGE)),
+            ChangeAction::Remove => ('-', style(REMOVE)),
         };
-        let line = format!("{sign} {} {}", change.kind, change.name);
-        let _ = writeln!(
+        writeln!(
             out,
-            "  {} {}",
-            painted(style, &line),
-            painted(DIM, &format_args!("({})", change.detail))
-        );
+            "  {painted}{sign} {} {}{painted:#} {dim}({}){dim:#}",
+            change.kind, change.name, change.detail
+        )?;
     }
     if !plan.steps.is_empty() {
-        let _ = writeln!(out, "\n{}", painted(BOLD, &"Kernel operations:"));
+        writeln!(out, "\n{bold}Kernel operations:{bold:#}")?;
         let width = plan.steps.len().to_string().len();
         let mut last_cause = None;
         for (i, step) in plan.steps.iter().enumerate() {
             if step.cause != last_cause {
                 last_cause = step.cause;
-                let header = match step.cause {
+                write!(out, "  {dim}# ")?;
+                match step.cause {
                     Some(span) => {
                         let (file, at) = sources.position(span);
-                        format!("{file}:{}: {}", at.line, statement_line(sources, span))
+                        write!(out, "{file}:{}: {}", at.line, statement_line(sources, span))?;
                     }
-                    None => "(no statement)".into(),
-                };
-                let _ = writeln!(out, "  {}", painted(DIM, &format_args!("# {header}")));
+                    None => write!(out, "(no statement)")?,
+                }
+                writeln!(out, "{dim:#}")?;
             }
-            let _ = writeln!(out, "  {:>width$}  {}", i + 1, step.op.command(etc_dir));
+            writeln!(out, "  {:>width$}  {}", i + 1, step.op.command(etc_dir))?;
         }
     }
-    let _ = writeln!(
+    writeln!(
         out,
-        "\n{} {} to add, {} to change, {} to remove.",
-        painted(BOLD, &"Plan:"),
+        "\n{bold}Plan:{bold:#} {} to add, {} to change, {} to remove.",
         plan.count(ChangeAction::Add),
         plan.count(ChangeAction::Change),
         plan.count(ChangeAction::Remove),
-    );
-    out
+    )
 }
 
 /// The first line of a statement, as written.
