@@ -638,17 +638,21 @@ fn sandbox_change(old: &Sandbox, new: &Sandbox, before: &Kernel, after: &Kernel)
 }
 
 fn endpoint_detail(e: &Endpoint) -> String {
-    let mut detail = match (&e.sandbox, &e.ifname) {
-        (Some(sandbox), Some(ifname)) => format!("{sandbox} {ifname} on {}", e.network),
-        _ => format!("on {}, not joined", e.network),
+    use std::fmt::Write;
+    // Written into one String: a plan of 10,000 endpoints makes 10,000 of these.
+    let mut detail = String::with_capacity(96);
+    let _ = match (&e.sandbox, &e.ifname) {
+        (Some(sandbox), Some(ifname)) => write!(detail, "{sandbox} {ifname} on {}", e.network),
+        _ => write!(detail, "on {}, not joined", e.network),
     };
-    detail.push_str(&format!(", {}", e.ip));
+    let _ = write!(detail, ", {}", e.ip);
     if let Some(ip) = e.ipv6 {
-        detail.push_str(&format!(" {ip}"));
+        let _ = write!(detail, " {ip}");
     }
-    detail.push_str(&format!(", mac {}", e.mac));
-    if !e.aliases.is_empty() {
-        detail.push_str(&format!(", alias {}", e.aliases.join(" ")));
+    let _ = write!(detail, ", mac {}", e.mac);
+    for (i, alias) in e.aliases.iter().enumerate() {
+        detail.push_str(if i == 0 { ", alias " } else { " " });
+        detail.push_str(alias);
     }
     detail
 }

@@ -264,9 +264,38 @@ fn ip(netns: &Option<String>) -> impl fmt::Display + '_ {
     Ip(netns)
 }
 
+/// `ETC_DIR/NETNS/FILE`, as `Path::join` would make it, written without making it.
+struct EtcPath<'a> {
+    etc_dir: &'a Path,
+    netns: &'a str,
+    file: &'a EtcFile,
+}
+
+impl fmt::Display for EtcPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dir = self.etc_dir.as_os_str();
+        let separator = if dir.is_empty() || dir.as_encoded_bytes().ends_with(b"/") {
+            ""
+        } else {
+            "/"
+        };
+        write!(
+            f,
+            "{}{separator}{}/{}",
+            self.etc_dir.display(),
+            self.netns,
+            self.file
+        )
+    }
+}
+
 impl fmt::Display for Command<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = |netns: &str, file: &EtcFile| self.etc_dir.join(netns).join(file.to_string());
+        let file = |netns, file| EtcPath {
+            etc_dir: self.etc_dir,
+            netns,
+            file,
+        };
         match self.op {
             Op::AddNetns { netns } => write!(f, "ip netns add {netns}"),
             Op::DelNetns { netns, .. } => write!(f, "ip netns del {netns}"),
@@ -307,10 +336,10 @@ impl fmt::Display for Command<'_> {
             Op::WriteFile { netns, file: name, content } => write!(
                 f,
                 "write {} ({} lines)",
-                file(netns, name).display(),
+                file(netns, name),
                 content.line_count()
             ),
-            Op::RemoveFile { netns, file: name } => write!(f, "rm {}", file(netns, name).display()),
+            Op::RemoveFile { netns, file: name } => write!(f, "rm {}", file(netns, name)),
             Op::AddFirewall => write!(f, "nft add table {TABLE} (its chains, sets and maps)"),
             Op::DelFirewall => write!(f, "nft delete table {TABLE}"),
             Op::AddNftElement { set, element } => write!(f, "nft add element {TABLE} {set} {{ {element} }}"),
@@ -321,6 +350,28 @@ impl fmt::Display for Command<'_> {
             Op::RouteLocalnet { link, on } => {
                 write!(f, "sysctl -w net.ipv4.conf.{link}.route_localnet={}", u8::from(*on))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_files_path_is_written_as_path_join_makes_it() {
+        for etc_dir in ["/etc/netns", "/etc/netns/", "", "relative/etc", "/"] {
+            let etc_dir = Path::new(etc_dir);
+            let op = Op::RemoveFile {
+                netns: "s1".into(),
+                file: EtcFile::Hosts,
+            };
+            let joined = etc_dir.join("s1").join("hosts");
+            assert_eq!(
+                op.command(etc_dir).to_string(),
+                format!("rm {}", joined.display()),
+                "{etc_dir:?}"
+            );
         }
     }
 }
