@@ -8,7 +8,7 @@
 //! undoing). And a request that got no answer may have taken effect: such a step is
 //! first made definite — a deletion is finished, a creation is undone like a done step.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -216,18 +216,26 @@ fn roll_back_to(
 }
 
 /// The steps that may run ahead of their turn: file writes, each of a file that no
-/// other step of the plan writes or removes. A file does not depend on any kernel
-/// object, and undoing one is idempotent (a removal of what is not there, or the old
-/// content written again), so recovery can undo such a step whether it ran or not.
+/// other step of the plan writes or removes, in a sandbox's directory that no step
+/// removes a file from (removing the last file removes the directory, which would race
+/// with a write into it). A file does not depend on any kernel object, and undoing one
+/// is idempotent (a removal of what is not there, or the old content written again), so
+/// recovery can undo such a step whether it ran or not.
 fn ahead_of_turn(steps: &[Step]) -> Vec<usize> {
     let mut uses: HashMap<(&str, EtcFile), usize> = HashMap::new();
+    let mut emptied: HashSet<&str> = HashSet::new();
     for step in steps {
         if let Op::WriteFile { netns, file, .. } | Op::RemoveFile { netns, file } = &step.op {
             *uses.entry((netns, *file)).or_default() += 1;
         }
+        if let Op::RemoveFile { netns, .. } = &step.op {
+            emptied.insert(netns);
+        }
     }
-    let once =
-        |op: &Op| matches!(op, Op::WriteFile { netns, file, .. } if uses[&(netns.as_str(), *file)] == 1);
+    let once = |op: &Op| {
+        matches!(op, Op::WriteFile { netns, file, .. }
+            if uses[&(netns.as_str(), *file)] == 1 && !emptied.contains(netns.as_str()))
+    };
     (0..steps.len()).filter(|&i| once(&steps[i].op)).collect()
 }
 
@@ -655,6 +663,38 @@ mod tests {
 
     /// For every case and every call, failing there — with no effect, or after the
     /// operation took effect and its answer was lost — leaves the kernel as it was.
+    #[test]
+    fn files_go_ahead_of_their_turn_only_where_no_other_step_touches_them() {
+        let write = |netns: &str, file| Op::WriteFile {
+            netns: netns.into(),
+            file,
+            content: crate::plan::FileText::from("127.0.0.1\tlocalhost\n"),
+        };
+        let remove = |netns: &str, file| Op::RemoveFile {
+            netns: netns.into(),
+            file,
+        };
+        let steps: Vec<Step> = [
+            Op::AddNetns { netns: "a".into() },
+            write("a", EtcFile::Hosts),
+            write("a", EtcFile::ResolvConf),
+            // Removing b's resolv.conf may remove b's directory: b's hosts waits its turn.
+            remove("b", EtcFile::ResolvConf),
+            write("b", EtcFile::Hosts),
+            // Written twice: the second write must come after the first.
+            write("c", EtcFile::Hosts),
+            write("c", EtcFile::Hosts),
+        ]
+        .into_iter()
+        .map(|op| Step {
+            op,
+            undo: Vec::new(),
+            cause: None,
+        })
+        .collect();
+        assert_eq!(ahead_of_turn(&steps), [1, 2]);
+    }
+
     #[test]
     fn failing_at_any_step_leaves_nothing_behind() {
         for (before, plan) in cases() {
