@@ -68,7 +68,7 @@ impl Env {
 }
 
 /// The namespaces, and the links and addresses on the host and in each, as iproute2
-/// shows them, without what the kernel numbers anew or counts.
+/// shows them, without what the kernel numbers anew, counts or derives.
 fn kernel() -> String {
     let mut namespaces: Vec<String> = std::fs::read_dir("/run/netns")
         .map(|d| {
@@ -92,10 +92,23 @@ fn kernel() -> String {
             .iter_mut()
             .map(|link| {
                 let link = link.as_object_mut().unwrap();
-                for key in ["ifindex", "link_index", "link_netnsid", "master_index"] {
+                // Also what the kernel derives in the background: the operational state
+                // and the carrier, which a bridge gets up to a second after a port is up,
+                // with an IPv6 link-local address.
+                for key in [
+                    "ifindex",
+                    "link_index",
+                    "link_netnsid",
+                    "master_index",
+                    "operstate",
+                ] {
                     link.remove(key);
                 }
+                if let Some(Value::Array(flags)) = link.get_mut("flags") {
+                    flags.retain(|f| !matches!(f.as_str(), Some("LOWER_UP" | "NO-CARRIER")));
+                }
                 if let Some(Value::Array(addrs)) = link.get_mut("addr_info") {
+                    addrs.retain(|a| !(a["family"] == "inet6" && a["scope"] == "link"));
                     for addr in addrs {
                         let addr = addr.as_object_mut().unwrap();
                         addr.remove("valid_life_time");
