@@ -334,7 +334,16 @@ fn seed_is_built_as_the_script_says_and_packets_flow() {
             let host = link(&links, &host_end(env, endpoint)).clone();
             assert_eq!(host["master"], bridge, "{endpoint}");
             assert_eq!(host["operstate"], "UP", "{endpoint}");
+            // One queue each way, made so at creation (not one per CPU, cut down after).
+            let detailed = ip_json(&["-d", "link", "show", "dev", &host_end(env, endpoint)]);
+            assert_eq!(detailed[0]["num_tx_queues"], 1, "{endpoint}");
+            assert_eq!(detailed[0]["num_rx_queues"], 1, "{endpoint}");
         }
+        let eth0 = ip_json(&["-n", "A", "-d", "link", "show", "dev", "eth0"]);
+        assert_eq!(
+            (&eth0[0]["num_tx_queues"], &eth0[0]["num_rx_queues"]),
+            (&1.into(), &1.into())
+        );
 
         let a_links = ip_json(&["-n", "A", "link"]);
         let eth0 = link(&a_links, "eth0");
