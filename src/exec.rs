@@ -528,7 +528,6 @@ mod tests {
     use super::*;
     use crate::backend::memory::MemoryBackend;
     use crate::model::Model;
-    use crate::syntax::Sources;
 
     struct Quiet;
     impl Progress for Quiet {
@@ -537,11 +536,7 @@ mod tests {
     }
 
     fn plan_script(path: &str, committed: &Model) -> (Model, Plan) {
-        let text = std::fs::read_to_string(path).unwrap();
-        let mut sources = Sources::default();
-        let id = sources.add(path, text);
-        let (checked, plan) = crate::plan_scripts(&mut sources, &[id], committed).unwrap();
-        (checked.model, plan)
+        crate::plan_text(path, &std::fs::read_to_string(path).unwrap(), committed)
     }
 
     /// The kernel a committed model stands for, built from nothing.
@@ -555,10 +550,7 @@ mod tests {
 
     /// Plans `text` (a script) against `committed`.
     fn plan_text(text: &str, committed: &Model) -> (Model, Plan) {
-        let mut sources = Sources::default();
-        let id = sources.add("test.cnm", text);
-        let (checked, plan) = crate::plan_scripts(&mut sources, &[id], committed).unwrap();
-        (checked.model, plan)
+        crate::plan_text("test.cnm", text, committed)
     }
 
     /// Every example script from nothing, and a seed taken apart (stops, removals and a

@@ -1398,10 +1398,7 @@ mod tests {
 
     /// The model a script makes from `committed`, and the plan that gets there.
     fn planned(script: &str, committed: &Model) -> (Model, Plan) {
-        let mut sources = crate::syntax::Sources::default();
-        let id = sources.add("test.cnm", script);
-        let (checked, plan) = crate::plan_scripts(&mut sources, &[id], committed).expect("checks");
-        (checked.model, plan)
+        crate::plan_text("test.cnm", script, committed)
     }
 
     #[test]

@@ -58,3 +58,13 @@ pub fn plan_scripts(
     let plan = plan::plan(committed, &checked);
     Ok((checked, plan))
 }
+
+/// The model the script `text` (named `name`) makes from `committed`, and the plan that
+/// gets there; panics if it does not check.
+#[cfg(test)]
+pub(crate) fn plan_text(name: &str, text: &str, committed: &Model) -> (Model, plan::Plan) {
+    let mut sources = Sources::default();
+    let id = sources.add(name, text);
+    let (checked, plan) = plan_scripts(&mut sources, &[id], committed).expect("the script checks");
+    (checked.model, plan)
+}
