@@ -206,13 +206,15 @@ fn roll_back_to(
     vanishing: &mut Vanishing,
     backend: &mut dyn Backend,
 ) -> Undone {
-    let written = ahead.finish();
-    let later = written.into_iter().filter(|&i| i >= reached);
-    let steps: Vec<&Step> = plan.steps[..reached]
-        .iter()
-        .chain(later.map(|i| &plan.steps[i]))
-        .collect();
+    let steps = with_ahead(&plan.steps, reached, ahead.finish());
     roll_back(&steps, vanishing, backend)
+}
+
+/// The steps `..reached`, then those of `ahead` (performed ahead of their turn, in
+/// order) that come after them.
+fn with_ahead(steps: &[Step], reached: usize, ahead: Vec<usize>) -> Vec<&Step> {
+    let later = ahead.into_iter().filter(|&i| i >= reached);
+    steps[..reached].iter().chain(later.map(|i| &steps[i])).collect()
 }
 
 /// The steps that may run ahead of their turn: file writes, each of a file that no
@@ -421,9 +423,9 @@ pub fn recover(steps: &[Step], done: usize, backend: &mut dyn Backend) -> Undone
     for step in &steps[..reached] {
         vanishing.after(&step.op);
     }
-    // Steps that may have run ahead of their turn (undoing them is harmless if not).
-    let later = ahead_of_turn(steps).into_iter().filter(|&i| i >= reached);
-    let steps: Vec<&Step> = steps[..reached].iter().chain(later.map(|i| &steps[i])).collect();
+    // With the steps that may have run ahead of their turn (undoing them is harmless if
+    // they did not).
+    let steps = with_ahead(steps, reached, ahead_of_turn(steps));
     roll_back(&steps, &mut vanishing, backend)
 }
 
