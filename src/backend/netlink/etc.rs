@@ -68,31 +68,29 @@ pub fn write(dir: &Path, file: &str, content: &FileText) -> std::io::Result<()> 
     let (root, name) = split(dir)?;
     std::fs::create_dir_all(root)?;
     let root = open_root(root)?;
-    // A directory that was there may hold what a killed cnm left (see `remove`).
-    let (inside, left) = match open_dir(&root, name).map_err(|e| worded(e, dir))? {
+    let inside = match open_dir(&root, name).map_err(|e| worded(e, dir))? {
         Some(inside) => {
-            let left = temporaries(&inside, file)?;
-            (inside, left)
+            // A directory that was there may hold what a killed cnm left (see `remove`).
+            for stale in temporaries(&inside, file)? {
+                let _ = unlinkat(inside.as_fd(), stale.as_str(), UnlinkatFlags::NoRemoveDir);
+            }
+            inside
         }
         None => {
             match mkdirat(root.as_fd(), name, Mode::from_bits_truncate(0o755)) {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(errno) => return Err(io(errno)),
             }
-            let inside = open_dir(&root, name)
+            open_dir(&root, name)
                 .map_err(|e| worded(e, dir))?
-                .ok_or_else(|| io(Errno::ENOENT))?;
-            (inside, Vec::new())
+                .ok_or_else(|| io(Errno::ENOENT))?
         }
     };
-    for stale in left.iter().filter(|stale| **stale != temporary(file)) {
-        let _ = unlinkat(inside.as_fd(), stale.as_str(), UnlinkatFlags::NoRemoveDir);
-    }
     let temporary = temporary(file);
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let mode = Mode::from_bits_truncate(0o644);
     let out = match openat(inside.as_fd(), temporary.as_str(), flags, mode) {
-        // Left by a process of the same id that was killed: it is cnm's.
+        // Left by a killed process of the same id in a directory made meanwhile.
         Err(Errno::EEXIST) => {
             let _ = unlinkat(inside.as_fd(), temporary.as_str(), UnlinkatFlags::NoRemoveDir);
             openat(inside.as_fd(), temporary.as_str(), flags, mode)
