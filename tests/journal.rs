@@ -92,23 +92,11 @@ fn kernel() -> String {
             .iter_mut()
             .map(|link| {
                 let link = link.as_object_mut().unwrap();
-                // Also what the kernel derives in the background: the operational state
-                // and the carrier, which a bridge gets up to a second after a port is up,
-                // with an IPv6 link-local address.
-                for key in [
-                    "ifindex",
-                    "link_index",
-                    "link_netnsid",
-                    "master_index",
-                    "operstate",
-                ] {
+                for key in ["ifindex", "link_index", "link_netnsid", "master_index"] {
                     link.remove(key);
                 }
-                if let Some(Value::Array(flags)) = link.get_mut("flags") {
-                    flags.retain(|f| !matches!(f.as_str(), Some("LOWER_UP" | "NO-CARRIER")));
-                }
+                common::forget_derived(link);
                 if let Some(Value::Array(addrs)) = link.get_mut("addr_info") {
-                    addrs.retain(|a| !(a["family"] == "inet6" && a["scope"] == "link"));
                     for addr in addrs {
                         let addr = addr.as_object_mut().unwrap();
                         addr.remove("valid_life_time");

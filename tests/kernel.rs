@@ -133,10 +133,7 @@ impl Env {
 }
 
 /// Drops what changes by itself (counters, timers) from `ip -j` output, and what the
-/// kernel derives in the background from what cnm set: the operational state, the
-/// carrier (a bridge has it once a port is up, up to a second later: LOWER_UP,
-/// NO-CARRIER, and its routes' `linkdown`), and the IPv6 link-local address a bridge
-/// gets with it. What cnm sets — links, masters, UP, MTUs, addresses, routes — stays.
+/// kernel derives in the background ([`common::forget_derived`]).
 fn strip_volatile(value: &mut Value) {
     match value {
         Value::Array(items) => items.iter_mut().for_each(strip_volatile),
@@ -147,16 +144,10 @@ fn strip_volatile(value: &mut Value) {
                 "stats64",
                 "stats",
                 "tentative",
-                "operstate",
             ] {
                 map.remove(key);
             }
-            if let Some(Value::Array(flags)) = map.get_mut("flags") {
-                flags.retain(|f| !matches!(f.as_str(), Some("LOWER_UP" | "NO-CARRIER" | "linkdown")));
-            }
-            if let Some(Value::Array(addresses)) = map.get_mut("addr_info") {
-                addresses.retain(|a| !(a["family"] == "inet6" && a["scope"] == "link"));
-            }
+            common::forget_derived(map);
             map.values_mut().for_each(strip_volatile);
         }
         _ => {}

@@ -63,3 +63,20 @@ pub fn run(program: &str, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Drops from one object of `ip -j` output what the kernel derives in the background
+/// from what cnm set: the operational state, the carrier (a bridge has it once a port
+/// is up, up to a second later: LOWER_UP, NO-CARRIER, and its routes' `linkdown`), and
+/// the IPv6 link-local address a bridge gets with it. What cnm sets — links, masters,
+/// UP, MTUs, addresses, routes — stays.
+#[allow(dead_code)] // Only the test binaries that compare kernel snapshots use it.
+pub fn forget_derived(object: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::Value;
+    object.remove("operstate");
+    if let Some(Value::Array(flags)) = object.get_mut("flags") {
+        flags.retain(|f| !matches!(f.as_str(), Some("LOWER_UP" | "NO-CARRIER" | "linkdown")));
+    }
+    if let Some(Value::Array(addresses)) = object.get_mut("addr_info") {
+        addresses.retain(|a| !(a["family"] == "inet6" && a["scope"] == "link"));
+    }
+}
