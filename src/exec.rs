@@ -119,14 +119,14 @@ pub fn apply(
         .iter()
         .filter(|s| matches!(s.op, Op::AddNetns { .. }))
         .count();
-    backend.namespaces_ahead(namespaces);
+    backend.begin_transaction(namespaces);
     let result = std::thread::scope(|scope| {
         let mut ahead = Ahead::start(scope, &plan.steps, ahead, writer);
         let result = apply_steps(plan, backend, progress, stop, done, &mut ahead);
         ahead.finish();
         result
     });
-    backend.namespaces_ahead(0);
+    backend.end_transaction();
     result
 }
 

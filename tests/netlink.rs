@@ -693,41 +693,65 @@ fn a_namespace_replaced_outside_cnm_is_not_confused_with_the_old_one() {
 fn an_interface_made_again_outside_cnm_is_found_by_its_new_index() {
     isolated(
         "an_interface_made_again_outside_cnm_is_found_by_its_new_index",
-        || {
-            let mut kernel = backend();
-            apply(&mut kernel, &network_ops());
-            apply(&mut kernel, &sandbox_ops("sa", 2, "02:42:0a:4d:00:02"));
-            let before = link(None, BRIDGE).unwrap()["ifindex"].as_u64().unwrap();
-            for args in [
-                vec!["link", "del", BRIDGE],
-                vec!["link", "add", BRIDGE, "type", "bridge"],
-                vec!["link", "set", BRIDGE, "up"],
-                vec!["-n", "sa", "link", "del", "eth0"],
-                vec![
-                    "-n", "sa", "link", "add", "eth0", "type", "veth", "peer", "name", "x0",
-                ],
-            ] {
-                assert!(
-                    Command::new("ip").args(&args).status().unwrap().success(),
-                    "{args:?}"
-                );
-            }
-            let after = link(None, BRIDGE).unwrap()["ifindex"].as_u64().unwrap();
-            assert_ne!(before, after);
-            apply(&mut kernel, &sandbox_ops("sb", 3, "02:42:0a:4d:00:03"));
-            assert_eq!(link(None, "vh-sb").unwrap()["master"], BRIDGE);
-            // The address goes to the new eth0 in sa, not nowhere.
-            apply(
-                &mut kernel,
-                &[Op::AddAddress {
-                    netns: some("sa"),
-                    link: s("eth0"),
-                    address: net("10.77.0.9/24"),
-                }],
-            );
-            assert_eq!(addresses(Some("sa"), "eth0"), ["10.77.0.9/24"]);
-        },
+        || made_again_outside_cnm(false),
     );
+}
+
+/// Within a transaction the backend remembers the indexes it looked up: one that a link
+/// made again outside cnm left stale is looked up anew, for additions and removals.
+#[test]
+fn an_interface_made_again_during_a_transaction_is_found_by_its_new_index() {
+    isolated(
+        "an_interface_made_again_during_a_transaction_is_found_by_its_new_index",
+        || made_again_outside_cnm(true),
+    );
+}
+
+fn made_again_outside_cnm(in_transaction: bool) {
+    let mut kernel = backend();
+    if in_transaction {
+        kernel.begin_transaction(0);
+    }
+    apply(&mut kernel, &network_ops());
+    apply(&mut kernel, &sandbox_ops("sa", 2, "02:42:0a:4d:00:02"));
+    let before = link(None, BRIDGE).unwrap()["ifindex"].as_u64().unwrap();
+    for args in [
+        vec!["link", "del", BRIDGE],
+        vec!["link", "add", BRIDGE, "type", "bridge"],
+        vec!["link", "set", BRIDGE, "up"],
+        vec!["-n", "sa", "link", "del", "eth0"],
+        vec![
+            "-n", "sa", "link", "add", "eth0", "type", "veth", "peer", "name", "x0",
+        ],
+        vec!["-n", "sa", "address", "add", "10.77.0.8/24", "dev", "eth0"],
+    ] {
+        assert!(
+            Command::new("ip").args(&args).status().unwrap().success(),
+            "{args:?}"
+        );
+    }
+    let after = link(None, BRIDGE).unwrap()["ifindex"].as_u64().unwrap();
+    assert_ne!(before, after);
+    apply(&mut kernel, &sandbox_ops("sb", 3, "02:42:0a:4d:00:03"));
+    assert_eq!(link(None, "vh-sb").unwrap()["master"], BRIDGE);
+    // The addresses of the new eth0 in sa: removed there, and added there, not nowhere.
+    apply(
+        &mut kernel,
+        &[
+            Op::DelAddress {
+                netns: some("sa"),
+                link: s("eth0"),
+                address: net("10.77.0.8/24"),
+            },
+            Op::AddAddress {
+                netns: some("sa"),
+                link: s("eth0"),
+                address: net("10.77.0.9/24"),
+            },
+        ],
+    );
+    assert_eq!(addresses(Some("sa"), "eth0"), ["10.77.0.9/24"]);
+    kernel.end_transaction();
 }
 
 #[test]

@@ -45,11 +45,16 @@ pub trait Backend {
         None
     }
 
-    /// Told before a transaction's steps how many namespaces they create
-    /// ([`Op::AddNetns`]), and 0 after them: a backend may make that many ahead, on a
-    /// thread of its own, while the kernel works on the steps before. What it makes
-    /// ahead shows nowhere before its `AddNetns` names it, and is freed when not used.
-    fn namespaces_ahead(&mut self, _count: usize) {}
+    /// Told before a transaction's steps, with how many namespaces they create
+    /// ([`Op::AddNetns`]): a backend may make that many ahead, on a thread of its own,
+    /// while the kernel works on the steps before. What it makes ahead shows nowhere
+    /// before its `AddNetns` names it. Until [`end_transaction`](Self::end_transaction),
+    /// it may also remember what it looked up in the kernel (link indexes).
+    fn begin_transaction(&mut self, _namespaces: usize) {}
+
+    /// Told after a transaction's steps, done or undone: what was made ahead and not
+    /// used is freed, and what was remembered is forgotten.
+    fn end_transaction(&mut self) {}
 }
 
 /// See [`Backend::file_writer`].

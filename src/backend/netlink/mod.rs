@@ -4,7 +4,8 @@
 //! One netlink socket per namespace, opened on a dedicated thread inside that namespace
 //! (a socket stays bound to the namespace it was opened in) and kept for the next
 //! operation there; one for the namespace cnm runs in. Links are named in each request
-//! or looked up just before it: an index is never assumed. Veth peers and macvlans are
+//! or looked up by name, and an index looked up is remembered until the transaction
+//! ends (see [`Indexes`]). Veth peers and macvlans are
 //! created directly inside their namespace (moving a link costs a grace period); veths
 //! with one queue each way (cutting per-CPU queues down after costs two more), and
 //! `addrgenmode none` set on their ends before they go up (no IPv6 multicast chatter).
@@ -28,6 +29,7 @@ use ipnetwork::IpNetwork;
 use nix::errno::Errno;
 use rtnetlink::sys::{Socket, TokioSocket};
 use rtnetlink::Handle;
+use rustc_hash::FxHashMap;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
@@ -49,6 +51,10 @@ pub struct NetlinkBackend {
     host: Handle,
     /// The task that drives `host`'s socket: finished once that socket failed.
     host_task: JoinHandle<()>,
+    /// Link indexes in cnm's own namespace (see [`Indexes`]).
+    host_indexes: Indexes,
+    /// Whether a transaction is under way: only then are link indexes remembered.
+    in_transaction: bool,
     /// Named namespaces with an open socket, by name.
     spaces: HashMap<String, Space>,
     /// Ticks at each use of a space, to close the least recently used one first.
@@ -71,6 +77,23 @@ struct Space {
     used: u64,
     /// Which namespace it is (device and inode of the namespace file).
     identity: netns::Identity,
+    /// Link indexes in this namespace (see [`Indexes`]).
+    indexes: Indexes,
+}
+
+/// Link indexes looked up during the transaction under way, by link name: the bridge
+/// every port of a network is attached to, the interface that gets an address and then
+/// a route. A link keeps its index for its life, and the kernel hands indexes out
+/// cyclically, so a remembered index names that link or, once it is gone, nothing: a
+/// request that the kernel refuses for want of the link is sent again with the index
+/// looked up then (see [`NetlinkBackend::with_index`]). A link this backend creates or
+/// deletes is forgotten at once; all are forgotten when the transaction ends.
+type Indexes = FxHashMap<String, u32>;
+
+/// What the kernel answers a request that names a link index it does not know:
+/// `ENODEV`, or `EINVAL` for a master.
+fn no_such_index(result: &Result<(), Nack>) -> bool {
+    matches!(result, Err(nack) if !nack.unanswered && matches!(nack.errno, Errno::ENODEV | Errno::EINVAL))
 }
 
 /// Where an operation happens, for messages: `""` or ` in namespace NAME`.
@@ -173,6 +196,8 @@ impl NetlinkBackend {
             etc_dir,
             host,
             host_task,
+            host_indexes: Indexes::default(),
+            in_transaction: false,
             spaces: HashMap::new(),
             clock: 0,
             capacity,
@@ -286,6 +311,7 @@ impl NetlinkBackend {
                 task,
                 used: self.clock,
                 identity,
+                indexes: Indexes::default(),
             },
         );
         handle
@@ -368,34 +394,66 @@ impl NetlinkBackend {
         }
     }
 
-    /// The index of `link` in the namespace of `handle`.
-    /// The socket and link index an address or route goes on. When removing, a missing
-    /// namespace or link is `None`: there is nothing left to remove.
-    fn link_target(
-        &mut self,
-        netns: Option<&str>,
-        link: &str,
-        add: bool,
-    ) -> Result<Option<(Handle, u32)>, KernelError> {
-        let Some(handle) = self.handle_for(netns, add)? else {
-            return Ok(None);
-        };
-        match self.index(&handle, netns, link) {
-            Ok(index) => Ok(Some((handle, index))),
-            Err(error) if !add && error.errno == Some(libc::ENODEV) => Ok(None),
-            Err(error) => Err(error),
-        }
-    }
-
-    fn index(&self, handle: &Handle, netns: Option<&str>, link: &str) -> Result<u32, KernelError> {
-        self.block(rtnl::link_index(handle.clone(), link))
+    /// The index of `link` in the namespace of `handle`, looked up now, and remembered
+    /// while a transaction is under way.
+    fn index(&mut self, handle: &Handle, netns: Option<&str>, link: &str) -> Result<u32, KernelError> {
+        let index = self
+            .block(rtnl::link_index(handle.clone(), link))
             .map_err(|nack| match nack.errno {
                 Errno::ENODEV => KernelError::errno(
                     libc::ENODEV,
                     format!("there is no interface named {link}{}", place(netns)),
                 ),
                 _ => refused(nack, format!("cannot look up interface {link}{}", place(netns))),
-            })
+            })?;
+        if self.in_transaction {
+            if let Some(indexes) = self.indexes(netns) {
+                indexes.insert(link.to_string(), index);
+            }
+        }
+        Ok(index)
+    }
+
+    /// The link indexes remembered in `netns`, if it has a connection.
+    fn indexes(&mut self, netns: Option<&str>) -> Option<&mut Indexes> {
+        match netns {
+            None => Some(&mut self.host_indexes),
+            Some(netns) => self.spaces.get_mut(netns).map(|space| &mut space.indexes),
+        }
+    }
+
+    /// Forgets the index of a link this backend is about to create or delete.
+    fn forget_index(&mut self, netns: Option<&str>, link: &str) {
+        if let Some(indexes) = self.indexes(netns) {
+            indexes.remove(link);
+        }
+    }
+
+    /// Sends the request `send` makes with the index of `link` in the namespace of
+    /// `handle`: the remembered one, or one looked up now. When the kernel no longer
+    /// knows a remembered index, the request goes again with the index looked up then
+    /// (see [`Indexes`]). Fails with `ENODEV` when there is no such link.
+    fn with_index<F, R>(
+        &mut self,
+        handle: &Handle,
+        netns: Option<&str>,
+        link: &str,
+        send: F,
+    ) -> Result<Result<(), Nack>, KernelError>
+    where
+        F: Fn(Handle, u32) -> R,
+        R: Future<Output = Result<(), Nack>>,
+    {
+        let remembered = self.indexes(netns).and_then(|indexes| indexes.get(link).copied());
+        if let Some(index) = remembered {
+            let result = self.block(send(handle.clone(), index));
+            if !no_such_index(&result) {
+                return Ok(result);
+            }
+            self.forget_index(netns, link);
+        }
+        let index = self.index(handle, netns, link)?;
+        Ok(self.block(send(handle.clone(), index)))
     }
 
     fn add_netns(&mut self, netns: &str) -> Result<(), KernelError> {
@@ -515,16 +573,10 @@ impl NetlinkBackend {
     ) -> Result<(), KernelError> {
         let inside = self.space(netns)?;
         let host = self.host()?;
-        let parent_index = self.index(&host, None, parent)?;
         let fd = self.open_netns(netns)?;
-        let created = self.block(rtnl::add_macvlan(
-            host,
-            link,
-            parent_index,
-            fd.as_raw_fd(),
-            mtu,
-            mac.octets().to_vec(),
-        ));
+        let created = self.with_index(&host, None, parent, |host, parent| {
+            rtnl::add_macvlan(host, link, parent, fd.as_raw_fd(), mtu, mac.octets().to_vec())
+        })?;
         drop(fd);
         created.map_err(|nack| {
             if nack.errno == Errno::EEXIST && self.block(rtnl::link_index(inside, link)).is_ok() {
@@ -551,9 +603,10 @@ impl NetlinkBackend {
 
     fn set_master(&mut self, link: &str, master: &str) -> Result<(), KernelError> {
         let host = self.host()?;
-        let index = self.index(&host, None, master)?;
-        self.block(rtnl::set_master(host, link, index))
-            .map_err(|nack| refused(nack, format!("cannot attach {link} to {master}")))
+        self.with_index(&host, None, master, |host, index| {
+            rtnl::set_master(host, link, index)
+        })?
+        .map_err(|nack| refused(nack, format!("cannot attach {link} to {master}")))
     }
 
     fn no_master(&mut self, link: &str) -> Result<(), KernelError> {
@@ -591,10 +644,17 @@ impl NetlinkBackend {
         address: IpNetwork,
         add: bool,
     ) -> Result<(), KernelError> {
-        let Some((handle, index)) = self.link_target(netns, link, add)? else {
+        let Some(handle) = self.handle_for(netns, add)? else {
             return Ok(());
         };
-        let result = self.block(rtnl::address(handle, index, address, add));
+        let result = match self.with_index(&handle, netns, link, |handle, index| {
+            rtnl::address(handle, index, address, add)
+        }) {
+            Ok(result) => result,
+            // Nothing left to remove.
+            Err(error) if !add && error.errno == Some(libc::ENODEV) => return Ok(()),
+            Err(error) => return Err(error),
+        };
         if add {
             result.map_err(|nack| match nack.errno {
                 Errno::EEXIST => KernelError::errno(
@@ -618,10 +678,17 @@ impl NetlinkBackend {
 
     fn route(&mut self, name: &str, gateway: IpAddr, link: &str, add: bool) -> Result<(), KernelError> {
         let netns = Some(name);
-        let Some((handle, index)) = self.link_target(netns, link, add)? else {
+        let Some(handle) = self.handle_for(netns, add)? else {
             return Ok(());
         };
-        let result = self.block(rtnl::default_route(handle, gateway, index, add));
+        let result = match self.with_index(&handle, netns, link, |handle, index| {
+            rtnl::default_route(handle, gateway, index, add)
+        }) {
+            Ok(result) => result,
+            // Nothing left to remove.
+            Err(error) if !add && error.errno == Some(libc::ENODEV) => return Ok(()),
+            Err(error) => return Err(error),
+        };
         if add {
             result.map_err(|nack| match nack.errno {
                 Errno::EEXIST => KernelError::errno(
@@ -715,6 +782,24 @@ fn connect(runtime: &Runtime, socket: Socket) -> (Handle, JoinHandle<()>) {
 
 impl Backend for NetlinkBackend {
     fn apply(&mut self, op: &Op) -> Result<(), KernelError> {
+        // A link made or deleted here gets a new index, or none.
+        match op {
+            Op::AddBridge { bridge: link, .. } | Op::DelLink { netns: None, link } => {
+                self.forget_index(None, link)
+            }
+            Op::AddVeth {
+                link, peer, netns, ..
+            } => {
+                self.forget_index(None, link);
+                self.forget_index(Some(netns), peer);
+            }
+            Op::AddMacvlan { link, netns, .. } => self.forget_index(Some(netns), link),
+            Op::DelLink {
+                netns: Some(netns),
+                link,
+            } => self.forget_index(Some(netns), link),
+            _ => {}
+        }
         match op {
             Op::AddNetns { netns } => self.add_netns(netns),
             Op::DelNetns { netns, .. } => self.del_netns(netns),
@@ -787,11 +872,20 @@ impl Backend for NetlinkBackend {
         Ok(())
     }
 
-    fn namespaces_ahead(&mut self, count: usize) {
-        // Those made for an earlier transaction and not used go first.
+    fn begin_transaction(&mut self, namespaces: usize) {
+        self.end_transaction();
+        self.in_transaction = true;
+        if namespaces > 0 {
+            self.blanks = Some(netns::Blanks::start(namespaces));
+        }
+    }
+
+    fn end_transaction(&mut self) {
+        self.in_transaction = false;
         self.blanks = None;
-        if count > 0 {
-            self.blanks = Some(netns::Blanks::start(count));
+        self.host_indexes.clear();
+        for space in self.spaces.values_mut() {
+            space.indexes.clear();
         }
     }
 
