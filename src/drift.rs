@@ -113,7 +113,7 @@ impl Observed {
                 link: name, netns, ..
             } => link(Some(netns), name).is_some(),
             Op::SetMaster { link: name, master } => {
-                link(None, name).is_some_and(|l| l.master.as_deref() == Some(master.as_str()))
+                link(None, name).is_some_and(|l| l.master.as_deref() == Some(&**master))
             }
             Op::LinkUp { netns, link: name } => link(netns.as_deref(), name).is_some_and(|l| l.up),
             Op::AddAddress {
@@ -125,7 +125,7 @@ impl Observed {
                 .space(Some(netns))
                 .is_some_and(|s| s.has_default_route(*gateway, link)),
             Op::WriteFile { netns, file, content } => {
-                std::fs::read_to_string(self.etc_dir.join(netns).join(file.to_string()))
+                std::fs::read_to_string(self.etc_dir.join(&**netns).join(file.to_string()))
                     .is_ok_and(|text| *content == *text)
             }
             Op::RouteLocalnet { link, on } => {
@@ -150,7 +150,7 @@ pub fn missing(model: &Model, observed: &Observed, etc_dir: &Path) -> Vec<Missin
     // Host links made again: what goes on them is missing too, whatever is read now.
     // (A namespace deleted outside cnm leaves the host ends of its veths, attached and
     // up, until the kernel has removed them in the background.)
-    let mut remade: BTreeSet<String> = BTreeSet::new();
+    let mut remade: BTreeSet<plan::Name> = BTreeSet::new();
     plan::between(&Model::empty(), model, &Causes::new())
         .steps
         .into_iter()
@@ -234,7 +234,7 @@ impl Owners {
         };
         match op {
             Op::AddNetns { netns } | Op::WriteFile { netns, .. } => {
-                (Some(ObjectKind::Sandbox), netns.clone())
+                (Some(ObjectKind::Sandbox), netns.to_string())
             }
             Op::AddBridge { bridge: link, .. }
             | Op::SetMaster { link, .. }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, FileWriter, KernelError};
-use crate::plan::{EtcFile, Op, Plan, Step};
+use crate::plan::{EtcFile, Name, Op, Plan, Step};
 
 /// Why a transaction did not complete.
 #[derive(Debug)]
@@ -66,7 +66,7 @@ pub trait Progress {
 /// Host links of veths whose namespace this transaction deleted: the kernel removes them
 /// in the background, and their names are taken until it has.
 #[derive(Debug, Default)]
-struct Vanishing(Vec<String>);
+struct Vanishing(Vec<Name>);
 
 impl Vanishing {
     fn after(&mut self, op: &Op) {
@@ -236,7 +236,7 @@ fn ahead_of_turn(steps: &[Step]) -> Vec<usize> {
     }
     let once = |op: &Op| {
         matches!(op, Op::WriteFile { netns, file, .. }
-            if uses[&(netns.as_str(), *file)] == 1 && !emptied.contains(netns.as_str()))
+            if uses[&(&**netns, *file)] == 1 && !emptied.contains(&**netns))
     };
     (0..steps.len()).filter(|&i| once(&steps[i].op)).collect()
 }
@@ -352,11 +352,11 @@ fn roll_back(steps: &[&Step], vanishing: &mut Vanishing, backend: &mut dyn Backe
 /// its own costs the kernel a grace period (about 19 ms each: a rollback of 500
 /// sandboxes took 10 s). Also the host ends of the veths so left to the kernel, whose
 /// names stay taken until it has removed them.
-fn spared<'s>(steps: &[&'s Step]) -> (Vec<Vec<Op>>, Vec<String>) {
+fn spared<'s>(steps: &[&'s Step]) -> (Vec<Vec<Op>>, Vec<Name>) {
     let veth_netns: HashMap<&'s str, &'s str> = steps
         .iter()
         .filter_map(|s| match &s.op {
-            Op::AddVeth { link, netns, .. } => Some((link.as_str(), netns.as_str())),
+            Op::AddVeth { link, netns, .. } => Some((&**link, &**netns)),
             _ => None,
         })
         .collect();
@@ -378,7 +378,7 @@ fn spared<'s>(steps: &[&'s Step]) -> (Vec<Vec<Op>>, Vec<String>) {
             | Op::DelAddress {
                 netns: Some(netns), ..
             }
-            | Op::DelRoute { netns, .. } => Some((netns.as_str(), false)),
+            | Op::DelRoute { netns, .. } => Some((&**netns, false)),
             _ => None,
         }
     };
@@ -814,11 +814,11 @@ mod tests {
             .steps
             .iter()
             .filter_map(|s| match &s.op {
-                Op::AddVeth { link, .. } => Some(link.as_str()),
+                Op::AddVeth { link, .. } => Some(&**link),
                 _ => None,
             })
             .collect();
-        assert_eq!((veths.len(), vanished), (1, vec![veths[0].to_string()]));
+        assert_eq!((veths.len(), vanished), (1, vec![Name::from(veths[0])]));
     }
 
     /// Undo operations can be refused too. For every step k and every undo operation,

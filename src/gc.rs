@@ -33,7 +33,7 @@ pub fn leftovers(model: &Model, netns_dir: &Path, etc_dir: &Path) -> io::Result<
         if cnm_named && link.mac == Some(Mac::of_name(&name)) && !known_links.contains(name.as_str()) {
             ops.push(Op::DelLink {
                 netns: None,
-                link: name,
+                link: name.as_str().into(),
             });
         }
     }
@@ -51,14 +51,14 @@ pub fn leftovers(model: &Model, netns_dir: &Path, etc_dir: &Path) -> io::Result<
         }
         if netns_exists(netns_dir, &name) {
             ops.push(Op::DelNetns {
-                netns: name.clone(),
+                netns: name.as_str().into(),
                 links: Vec::new(),
             });
         }
         for file in [EtcFile::Hosts, EtcFile::ResolvConf] {
             if etc_dir.join(&name).join(file.to_string()).exists() {
                 ops.push(Op::RemoveFile {
-                    netns: name.clone(),
+                    netns: name.as_str().into(),
                     file,
                 });
             }

@@ -649,7 +649,7 @@ impl Session {
             .steps
             .iter()
             .filter_map(|s| match &s.op {
-                Op::AddNetns { netns } => Some(netns.as_str()),
+                Op::AddNetns { netns } => Some(&**netns),
                 _ => None,
             })
             .collect();
@@ -658,7 +658,7 @@ impl Session {
                 Op::AddVeth { netns, .. }
                 | Op::AddMacvlan { netns, .. }
                 | Op::AddRoute { netns, .. }
-                | Op::WriteFile { netns, .. } => Some(netns.as_str()),
+                | Op::WriteFile { netns, .. } => Some(&**netns),
                 Op::AddAddress { netns, .. } | Op::LinkUp { netns, .. } => netns.as_deref(),
                 _ => None,
             };

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use cnm::backend::netlink::NetlinkBackend;
 use cnm::backend::{Backend, KernelError};
 use cnm::plan::firewall::NftSet;
-use cnm::plan::{EtcFile, Op};
+use cnm::plan::{EtcFile, Name, Op};
 use serde_json::Value;
 
 /// Set in the inner run: the outer run's network namespace (`net:[…]`).
@@ -176,12 +176,12 @@ fn ping(netns: &str, target: &str) -> bool {
     })
 }
 
-fn s(text: &str) -> String {
-    text.to_string()
+fn s(text: &str) -> Name {
+    text.into()
 }
 
-fn some(text: &str) -> Option<String> {
-    Some(text.to_string())
+fn some(text: &str) -> Option<Name> {
+    Some(text.into())
 }
 
 fn net(text: &str) -> ipnetwork::IpNetwork {
@@ -221,7 +221,7 @@ fn network_ops() -> Vec<Op> {
 /// A sandbox: namespace `netns`, veth `vh-NETNS` ↔ `eth0` on the bridge, IPv4 (and
 /// IPv6) address, default route, hosts file.
 fn sandbox_ops(netns: &str, host: u8, mac: &str) -> Vec<Op> {
-    let link = format!("vh-{netns}");
+    let link = s(&format!("vh-{netns}"));
     vec![
         Op::AddNetns { netns: s(netns) },
         Op::LinkUp {
@@ -289,8 +289,8 @@ fn topology_reads_back_with_iproute2_and_passes_packets() {
         assert_eq!(bridge["mtu"], MTU);
         assert!(has_flag(&bridge, "UP"));
         let gateway = addresses(None, BRIDGE);
-        assert!(gateway.contains(&s("10.77.0.1/24")), "{gateway:?}");
-        assert!(gateway.contains(&s("fd77::1/64")), "{gateway:?}");
+        assert!(gateway.iter().any(|a| a == "10.77.0.1/24"), "{gateway:?}");
+        assert!(gateway.iter().any(|a| a == "fd77::1/64"), "{gateway:?}");
 
         // The namespaces, as iproute2 lists them.
         let listed = Command::new("ip").args(["netns", "list"]).output().unwrap();
@@ -324,7 +324,7 @@ fn topology_reads_back_with_iproute2_and_passes_packets() {
             );
             let lo = link(Some(netns), "lo").unwrap();
             assert!(has_flag(&lo, "UP"));
-            assert_eq!(link_names(Some(netns)), vec![s("lo"), s("eth0")]);
+            assert_eq!(link_names(Some(netns)), ["lo", "eth0"]);
             let routes = ip(Some(netns), "route show default");
             assert_eq!(routes.as_array().unwrap().len(), 1, "{routes}");
             assert_eq!(routes[0]["gateway"], "10.77.0.1");
@@ -364,7 +364,7 @@ fn topology_reads_back_with_iproute2_and_passes_packets() {
                 link: s(BRIDGE),
             }],
         );
-        eventually("only lo is left", || link_names(None) == vec![s("lo")]);
+        eventually("only lo is left", || link_names(None) == ["lo"]);
         assert_eq!(fs::read_dir(NETNS_DIR).unwrap().count(), 0);
         assert_eq!(fs::read_dir(ETC_DIR).unwrap().count(), 0);
     });
@@ -379,7 +379,7 @@ fn deletions_are_idempotent() {
         let resolv = Op::WriteFile {
             netns: s("sa"),
             file: EtcFile::ResolvConf,
-            content: s("nameserver 10.77.0.1\n").into(),
+            content: "nameserver 10.77.0.1\n".to_string().into(),
         };
         apply(&mut kernel, &[resolv]);
 
@@ -413,7 +413,7 @@ fn deletions_are_idempotent() {
             .as_array()
             .unwrap()
             .is_empty());
-        assert_eq!(addresses(Some("sa"), "eth0"), vec![s("fd77::2/64")]);
+        assert_eq!(addresses(Some("sa"), "eth0"), ["fd77::2/64"]);
         let gateway = addresses(None, BRIDGE);
         let gateway: Vec<_> = gateway.iter().filter(|a| !a.starts_with("fe80:")).collect();
         assert_eq!(gateway, vec!["10.77.0.1/24"]);
@@ -476,7 +476,7 @@ fn deletions_are_idempotent() {
             link: s(BRIDGE),
         };
         apply(&mut kernel, &[bridge.clone(), bridge]);
-        assert_eq!(link_names(None), vec![s("lo")]);
+        assert_eq!(link_names(None), ["lo"]);
     });
 }
 
@@ -848,7 +848,7 @@ fn files_are_replaced_whole() {
                 &[Op::WriteFile {
                     netns: s("sa"),
                     file: EtcFile::ResolvConf,
-                    content: s(content).into(),
+                    content: content.to_string().into(),
                 }],
             );
         }
@@ -858,7 +858,7 @@ fn files_are_replaced_whole() {
             .unwrap()
             .map(|entry| entry.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names, vec![s("resolv.conf")], "no temporary file left");
+        assert_eq!(names, ["resolv.conf"], "no temporary file left");
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o644);
@@ -917,7 +917,7 @@ fn macvlan_is_created_inside_its_namespace() {
         assert_eq!(inside["linkinfo"]["info_data"]["mode"], "bridge");
         assert_eq!(inside["address"], "02:42:0a:4e:00:02");
         assert_eq!(inside["mtu"], 1400);
-        assert_eq!(addresses(Some("sa"), "eth0"), vec![s("10.78.0.2/24")]);
+        assert_eq!(addresses(Some("sa"), "eth0"), ["10.78.0.2/24"]);
         assert!(link(None, "eth0").is_none(), "never in the host's namespace");
 
         let (errno, message) = errno_of(kernel.apply(&Op::AddMacvlan {
@@ -1040,7 +1040,7 @@ fn timing() {
                 link: s(BRIDGE),
             },
         ];
-        let names: Vec<String> = (1..=n).map(|i| format!("s{i}")).collect();
+        let names: Vec<Name> = (1..=n).map(|i| s(&format!("s{i}"))).collect();
         // In plan order: every namespace, then every endpoint, then the files.
         for netns in &names {
             ops.push(Op::AddNetns { netns: netns.clone() });
@@ -1050,7 +1050,7 @@ fn timing() {
             });
         }
         for (i, netns) in (1..=n).zip(&names) {
-            let link = format!("vh{i}");
+            let link = s(&format!("vh{i}"));
             let ip = i + 1;
             ops.extend([
                 Op::AddVeth {
@@ -1126,7 +1126,7 @@ fn timing() {
         let start = Instant::now();
         let down = timed(&mut kernel, &teardown);
         let torn = start.elapsed();
-        eventually("every veth is gone", || link_names(None) == vec![s("lo")]);
+        eventually("every veth is gone", || link_names(None) == ["lo"]);
         let settled = start.elapsed();
         println!("round trip: {:.1} us", trip.as_secs_f64() * 1e3);
         println!("setup:\n{setup}teardown:\n{down}");
@@ -1146,7 +1146,7 @@ fn timing() {
 /// One thing asked of a backend, in a differential sequence.
 enum Ask {
     Op(Op),
-    Settle(Vec<String>),
+    Settle(Vec<Name>),
     /// Firewall operations as one batch.
     Batch(Vec<Op>),
     /// Reads `ip_forward`: 1 is an answer of Ok, 0 one of Err(0).
@@ -1159,11 +1159,11 @@ enum Ask {
 fn firewall_asks(asks: &mut Vec<Ask>) {
     let add = |set, element: &str| Op::AddNftElement {
         set,
-        element: s(element),
+        element: element.to_string(),
     };
     let del = |set, element: &str| Op::DelNftElement {
         set,
-        element: s(element),
+        element: element.to_string(),
     };
     let mut op = |op: Op| asks.push(Ask::Op(op));
     op(add(NftSet::Bridges, "\"cnm-a\""));
@@ -1329,10 +1329,10 @@ fn the_in_memory_backend_answers_as_the_kernel_does() {
         op(veth("vh-b", "eth0", "b"));
         // A bridge holds 1,023 ports; the 1,024th is refused.
         for i in 0..1023u32 {
-            let link = format!("vp-{i}");
+            let link = s(&format!("vp-{i}"));
             op(Op::AddVeth {
                 link: link.clone(),
-                peer: format!("p{i}"),
+                peer: s(&format!("p{i}")),
                 netns: s("b"),
                 mtu: MTU,
                 mac: format!("02:42:0b:00:{:02x}:{:02x}", i >> 8, i & 0xff)
@@ -1433,7 +1433,7 @@ fn sandbox_ops_without_bridge(netns: &str) -> Vec<Op> {
     vec![
         Op::AddNetns { netns: s(netns) },
         Op::AddVeth {
-            link: format!("vh-{netns}"),
+            link: s(&format!("vh-{netns}")),
             peer: s("eth0"),
             netns: s(netns),
             mtu: MTU,

@@ -126,8 +126,8 @@ fn hosts_written(plan: &cnm::plan::Plan) -> std::collections::BTreeMap<String, S
             } => {
                 let content = content.to_string();
                 let (mark, rest) = content.split_once('\n').unwrap();
-                assert_eq!(cnm::plan::hosts_mark_owner(mark), Some(netns.as_str()), "{mark}");
-                Some((netns.clone(), rest.to_string()))
+                assert_eq!(cnm::plan::hosts_mark_owner(mark), Some(&**netns), "{mark}");
+                Some((netns.to_string(), rest.to_string()))
             }
             _ => None,
         })

@@ -17,7 +17,7 @@ use ipnetwork::IpNetwork;
 use super::{Backend, KernelError};
 use crate::model::{Mac, BRIDGE_PORT_LIMIT};
 use crate::plan::firewall::NftSet;
-use crate::plan::{EtcFile, Op};
+use crate::plan::{EtcFile, Name, Op};
 
 /// The host's namespace is the one with no name.
 const HOST: &str = "";
@@ -152,7 +152,7 @@ impl MemoryBackend {
         })
     }
 
-    fn ns_name(netns: &Option<String>) -> &str {
+    fn ns_name(netns: &Option<Name>) -> &str {
         netns.as_deref().unwrap_or(HOST)
     }
 
@@ -202,15 +202,16 @@ impl MemoryBackend {
     fn perform(&mut self, op: &Op) -> Result<(), KernelError> {
         match op {
             Op::AddNetns { netns } => {
-                if self.namespaces.contains_key(netns) {
+                if self.namespaces.contains_key(&**netns) {
                     return Err(exists(format!("a namespace named {netns}")));
                 }
-                self.namespaces.insert(netns.clone(), Namespace::with_loopback());
+                self.namespaces
+                    .insert(netns.to_string(), Namespace::with_loopback());
             }
             Op::DelNetns { netns, .. } => {
                 // A namespace takes its interfaces along, and with them their veth peers,
                 // but those go in the background: until then their names stay taken.
-                if let Some(ns) = self.namespaces.remove(netns) {
+                if let Some(ns) = self.namespaces.remove(&**netns) {
                     for link in ns.links.into_values() {
                         if let LinkKind::Veth { peer } = link.kind {
                             self.lingering.insert(peer.1);
@@ -229,18 +230,18 @@ impl MemoryBackend {
                 mac,
             } => {
                 self.namespace(netns)?;
-                if self.namespaces[HOST].links.contains_key(link) {
+                if self.namespaces[HOST].links.contains_key(&**link) {
                     return Err(exists(format!("an interface named {link}")));
                 }
-                if self.namespaces[netns].links.contains_key(peer) {
+                if self.namespaces[&**netns].links.contains_key(&**peer) {
                     return Err(exists(format!("an interface named {peer} in namespace {netns}")));
                 }
                 let host_end = LinkKind::Veth {
-                    peer: (netns.clone(), peer.clone()),
+                    peer: (netns.to_string(), peer.to_string()),
                 };
                 self.add_link(HOST, link, Link::new(host_end, *mtu, None))?;
                 let inner_end = LinkKind::Veth {
-                    peer: (HOST.into(), link.clone()),
+                    peer: (HOST.into(), link.to_string()),
                 };
                 self.add_link(netns, peer, Link::new(inner_end, *mtu, Some(*mac)))?;
             }
@@ -252,7 +253,7 @@ impl MemoryBackend {
                 mac,
             } => {
                 self.namespace(netns)?;
-                if !self.namespaces[HOST].links.contains_key(parent) {
+                if !self.namespaces[HOST].links.contains_key(&**parent) {
                     return Err(no_device(parent));
                 }
                 self.add_link(netns, link, Link::new(LinkKind::Macvlan, *mtu, Some(*mac)))?;
@@ -284,7 +285,7 @@ impl MemoryBackend {
                         format!("cannot attach {link} to {master}: Exchange full"),
                     ));
                 }
-                self.link(HOST, link)?.master = Some(master.clone());
+                self.link(HOST, link)?.master = Some(master.to_string());
             }
             Op::NoMaster { link } => {
                 if let Ok(l) = self.link(HOST, link) {
@@ -325,18 +326,18 @@ impl MemoryBackend {
                 if ns.routes.iter().any(|(g, _)| g.is_ipv6() == gateway.is_ipv6()) {
                     return Err(exists("a default route".to_string()));
                 }
-                ns.routes.insert((*gateway, link.clone()));
+                ns.routes.insert((*gateway, link.to_string()));
             }
             Op::DelRoute { netns, gateway, link } => {
-                if let Some(ns) = self.namespaces.get_mut(netns) {
-                    ns.routes.remove(&(*gateway, link.clone()));
+                if let Some(ns) = self.namespaces.get_mut(&**netns) {
+                    ns.routes.remove(&(*gateway, link.to_string()));
                 }
             }
             Op::WriteFile { netns, file, content } => {
-                self.files.insert((netns.clone(), *file), content.to_string());
+                self.files.insert((netns.to_string(), *file), content.to_string());
             }
             Op::RemoveFile { netns, file } => {
-                self.files.remove(&(netns.clone(), *file));
+                self.files.remove(&(netns.to_string(), *file));
             }
             Op::SetForwarding { on } => self.ip_forward = *on,
             firewall => {
@@ -440,11 +441,11 @@ impl Backend for MemoryBackend {
         self.call(|_| Ok(()))
     }
 
-    fn settle(&mut self, links: &[String]) -> Result<(), KernelError> {
+    fn settle(&mut self, links: &[Name]) -> Result<(), KernelError> {
         for link in links {
-            if self.lingering.remove(link) {
+            if self.lingering.remove(&**link) {
                 self.del_link(HOST, link);
-            } else if self.namespaces[HOST].links.contains_key(link) {
+            } else if self.namespaces[HOST].links.contains_key(&**link) {
                 // The kernel would wait for a removal that nothing set going.
                 return Err(KernelError::other(format!(
                     "the kernel has not removed an interface of deleted namespaces: {link}"
@@ -463,8 +464,8 @@ impl Backend for MemoryBackend {
 mod tests {
     use super::*;
 
-    fn ns(name: &str) -> Option<String> {
-        Some(name.to_string())
+    fn ns(name: &str) -> Option<Name> {
+        Some(name.into())
     }
 
     #[test]
@@ -529,15 +530,15 @@ mod tests {
         for i in 0..=BRIDGE_PORT_LIMIT {
             let link = format!("ve-{i}");
             k.apply(&Op::AddVeth {
-                link: link.clone(),
-                peer: format!("eth{i}"),
+                link: link.as_str().into(),
+                peer: format!("eth{i}").into(),
                 netns: "A".into(),
                 mtu: 1500,
                 mac: Mac([2, 0, 0, 0, (i >> 8) as u8, i as u8]),
             })
             .unwrap();
             let attached = k.apply(&Op::SetMaster {
-                link,
+                link: link.into(),
                 master: "br".into(),
             });
             if i < BRIDGE_PORT_LIMIT {

@@ -8,7 +8,7 @@
 pub mod memory;
 pub mod netlink;
 
-use crate::plan::Op;
+use crate::plan::{Name, Op};
 
 /// Performs kernel operations, one at a time.
 pub trait Backend {
@@ -23,7 +23,7 @@ pub trait Backend {
     /// Waits until the host links named, which belonged to veth pairs of namespaces
     /// deleted earlier, are gone: the kernel removes them in the background, and their
     /// names stay taken until it has.
-    fn settle(&mut self, links: &[String]) -> Result<(), KernelError>;
+    fn settle(&mut self, links: &[Name]) -> Result<(), KernelError>;
 
     /// Performs firewall operations ([`Op::is_firewall`]) as one atomic batch: all of
     /// them take effect, or none does.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use rustc_hash::FxHashMap;
 
-use super::op::{EtcFile, Op};
+use super::op::{EtcFile, Name, Op};
 use super::text::FileText;
 use crate::model::{Driver, Endpoint, Model, Network, Sandbox};
 
@@ -22,6 +22,10 @@ pub struct Kernel<'m> {
     live_on: FxHashMap<&'m str, PeerLines>,
     /// Where each live endpoint's lines are in its network's block.
     lines_of: FxHashMap<&'m str, Lines>,
+    /// The loopback interface's name, which every namespace's operations share.
+    lo: Name,
+    /// Each network's bridge, by network, which its endpoints' operations share.
+    bridges: FxHashMap<&'m str, Name>,
 }
 
 /// The hosts lines of a network's live endpoints, in one text, and how many.
@@ -76,6 +80,12 @@ impl<'m> Kernel<'m> {
             by_sandbox,
             live_on,
             lines_of,
+            lo: Name::from("lo"),
+            bridges: model
+                .networks
+                .values()
+                .filter_map(|n| Some((n.name.as_str(), Name::from(n.bridge.as_deref()?))))
+                .collect(),
         }
     }
 
@@ -86,7 +96,7 @@ impl<'m> Kernel<'m> {
     }
 
     pub fn network_ops(&self, network: &Network) -> Vec<Op> {
-        let Some(bridge) = network.bridge.clone() else {
+        let Some(bridge) = self.bridges.get(network.name.as_str()).cloned() else {
             return Vec::new();
         };
         let mut ops = vec![
@@ -121,15 +131,16 @@ impl<'m> Kernel<'m> {
 
     pub fn sandbox_ops(&self, sandbox: &Sandbox) -> Vec<Op> {
         match self.live_netns(&sandbox.name) {
-            Some(netns) => vec![
-                Op::AddNetns {
-                    netns: netns.to_string(),
-                },
-                Op::LinkUp {
-                    netns: Some(netns.to_string()),
-                    link: "lo".into(),
-                },
-            ],
+            Some(netns) => {
+                let netns = Name::from(netns);
+                vec![
+                    Op::AddNetns { netns: netns.clone() },
+                    Op::LinkUp {
+                        netns: Some(netns),
+                        link: self.lo.clone(),
+                    },
+                ]
+            }
             None => Vec::new(),
         }
     }
@@ -142,29 +153,37 @@ impl<'m> Kernel<'m> {
         let Some(netns) = self.live_netns(sandbox) else {
             return Vec::new();
         };
-        let netns = netns.to_string();
+        let (netns, ifname) = (Name::from(netns), Name::from(ifname.as_str()));
         let network = &self.model.networks[&endpoint.network];
         let mut ops = match network.driver {
-            Driver::Bridge => vec![
-                Op::AddVeth {
-                    link: endpoint.host_ifname.clone(),
-                    peer: ifname.clone(),
-                    netns: netns.clone(),
-                    mtu: network.mtu,
-                    mac: endpoint.mac,
-                },
-                Op::SetMaster {
-                    link: endpoint.host_ifname.clone(),
-                    master: network.bridge.clone().expect("a bridge network has a bridge"),
-                },
-                Op::LinkUp {
-                    netns: None,
-                    link: endpoint.host_ifname.clone(),
-                },
-            ],
+            Driver::Bridge => {
+                let host_ifname = Name::from(endpoint.host_ifname.as_str());
+                let bridge = &self.bridges[network.name.as_str()];
+                vec![
+                    Op::AddVeth {
+                        link: host_ifname.clone(),
+                        peer: ifname.clone(),
+                        netns: netns.clone(),
+                        mtu: network.mtu,
+                        mac: endpoint.mac,
+                    },
+                    Op::SetMaster {
+                        link: host_ifname.clone(),
+                        master: bridge.clone(),
+                    },
+                    Op::LinkUp {
+                        netns: None,
+                        link: host_ifname,
+                    },
+                ]
+            }
             Driver::Macvlan => vec![Op::AddMacvlan {
                 link: ifname.clone(),
-                parent: network.parent.clone().expect("a macvlan network has a parent"),
+                parent: network
+                    .parent
+                    .as_deref()
+                    .expect("a macvlan network has a parent")
+                    .into(),
                 netns: netns.clone(),
                 mtu: network.mtu,
                 mac: endpoint.mac,
@@ -186,7 +205,7 @@ impl<'m> Kernel<'m> {
             netns: Some(netns.clone()),
             link: ifname.clone(),
         });
-        ops.extend(self.default_routes(endpoint));
+        ops.extend(self.routes(endpoint, &netns, &ifname));
         ops
     }
 
@@ -196,15 +215,23 @@ impl<'m> Kernel<'m> {
         let (Some(sandbox), Some(link)) = (endpoint.sandbox.as_deref(), &endpoint.ifname) else {
             return Vec::new();
         };
-        let Some(netns) = self.live_netns(sandbox).filter(|_| endpoint.default_route) else {
+        let Some(netns) = self.live_netns(sandbox) else {
             return Vec::new();
         };
+        self.routes(endpoint, &Name::from(netns), &Name::from(link.as_str()))
+    }
+
+    /// [`Self::default_routes`] of an endpoint in the kernel, on `link` in `netns`.
+    fn routes(&self, endpoint: &Endpoint, netns: &Name, link: &Name) -> Vec<Op> {
+        if !endpoint.default_route {
+            return Vec::new();
+        }
         let network = &self.model.networks[&endpoint.network];
         let v6 = network.ipv6.filter(|_| endpoint.ipv6.is_some());
         std::iter::once(IpAddr::V4(network.gateway))
             .chain(v6.map(|v6| IpAddr::V6(v6.gateway)))
             .map(|gateway| Op::AddRoute {
-                netns: netns.to_string(),
+                netns: netns.clone(),
                 gateway,
                 link: link.clone(),
             })

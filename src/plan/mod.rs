@@ -23,7 +23,7 @@ use crate::model::{Endpoint, Model, Network, ObjectKind, Sandbox};
 use crate::syntax::Span;
 pub use kernel::hosts_mark_owner;
 use kernel::Kernel;
-pub use op::{EtcFile, Op};
+pub use op::{EtcFile, Name, Op};
 pub use text::FileText;
 
 /// The files a model's sandboxes show in `/etc`, rendered on demand: what the journal
@@ -271,7 +271,7 @@ impl Planner<'_, '_> {
             let new_files = new.map_or_else(Vec::new, |s| after.files(s));
             for (file, content) in before.files(old) {
                 if !new_files.iter().any(|(f, _)| *f == file) {
-                    let netns = old.name.clone();
+                    let netns = Name::from(old.name.as_str());
                     let undo = vec![Op::WriteFile {
                         netns: netns.clone(),
                         file,
@@ -298,19 +298,14 @@ impl Planner<'_, '_> {
             // The namespace takes its interfaces along; undoing recreates them all.
             let mut undo = old_ops;
             let mut links = Vec::new();
-            for endpoint in before.model.endpoints.values() {
-                if endpoint.sandbox.as_deref() == Some(&old.name) {
-                    let ops = before.endpoint_ops(endpoint);
-                    if let Some(Op::AddVeth { link, .. }) = ops.first() {
-                        links.push(link.clone());
-                    }
-                    undo.extend(ops);
+            for endpoint in before.endpoints_of(&old.name) {
+                let ops = before.endpoint_ops(endpoint);
+                if let Some(Op::AddVeth { link, .. }) = ops.first() {
+                    links.push(link.clone());
                 }
+                undo.extend(ops);
             }
-            let netns = old
-                .netns()
-                .expect("a sandbox with ops has a namespace")
-                .to_string();
+            let netns = Name::from(old.netns().expect("a sandbox with ops has a namespace"));
             let cause = self.cause(ObjectKind::Sandbox, &old.name);
             self.step(Op::DelNetns { netns, links }, undo, cause);
         }
@@ -324,10 +319,10 @@ impl Planner<'_, '_> {
             if old_ops.is_empty() || old_ops == new_ops {
                 continue;
             }
-            let bridge = old.bridge.clone().expect("a network with ops has a bridge");
+            let bridge = old.bridge.as_deref().expect("a network with ops has a bridge");
             let op = Op::DelLink {
                 netns: None,
-                link: bridge,
+                link: bridge.into(),
             };
             self.step(op, old_ops, self.cause(ObjectKind::Network, &old.name));
         }
@@ -464,7 +459,7 @@ impl Planner<'_, '_> {
                 if old == Some(&content) {
                     continue;
                 }
-                let netns = new.name.clone();
+                let netns = Name::from(new.name.as_str());
                 let undo = match old {
                     Some(old) => Op::WriteFile {
                         netns: netns.clone(),
@@ -493,7 +488,7 @@ fn delete_link(endpoint: &Endpoint, ops: &[Op]) -> Op {
         },
         _ => Op::DelLink {
             netns: None,
-            link: endpoint.host_ifname.clone(),
+            link: endpoint.host_ifname.as_str().into(),
         },
     }
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
@@ -12,97 +13,101 @@ use super::firewall::{self, NftSet, TABLE};
 use super::text::FileText;
 use crate::model::Mac;
 
+/// The name of a namespace or a link in an operation: shared, since a plan names each
+/// in several operations and their undos.
+pub type Name = Arc<str>;
+
 /// One kernel operation. `netns: None` means the host's namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// A named network namespace under the namespace directory.
     AddNetns {
-        netns: String,
+        netns: Name,
     },
     /// Deletes a namespace, which takes its interfaces along. The kernel removes the
     /// host ends of its veths in the background; `links` names them, so that the
     /// backend can wait for them to be gone before their names are used again.
     DelNetns {
-        netns: String,
+        netns: Name,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        links: Vec<String>,
+        links: Vec<Name>,
     },
     AddBridge {
-        bridge: String,
+        bridge: Name,
         mtu: u32,
     },
     /// A veth pair whose peer is created directly inside `netns`, named `peer`.
     AddVeth {
-        link: String,
-        peer: String,
-        netns: String,
+        link: Name,
+        peer: Name,
+        netns: Name,
         mtu: u32,
         mac: Mac,
     },
     /// A macvlan interface on `parent`, created directly inside `netns`.
     AddMacvlan {
-        link: String,
-        parent: String,
-        netns: String,
+        link: Name,
+        parent: Name,
+        netns: Name,
         mtu: u32,
         mac: Mac,
     },
     /// Deletes a link; deleting one end of a veth pair deletes both.
     DelLink {
         #[serde(skip_serializing_if = "Option::is_none")]
-        netns: Option<String>,
-        link: String,
+        netns: Option<Name>,
+        link: Name,
     },
     SetMaster {
-        link: String,
-        master: String,
+        link: Name,
+        master: Name,
     },
     NoMaster {
-        link: String,
+        link: Name,
     },
     LinkUp {
         #[serde(skip_serializing_if = "Option::is_none")]
-        netns: Option<String>,
-        link: String,
+        netns: Option<Name>,
+        link: Name,
     },
     LinkDown {
         #[serde(skip_serializing_if = "Option::is_none")]
-        netns: Option<String>,
-        link: String,
+        netns: Option<Name>,
+        link: Name,
     },
     AddAddress {
         #[serde(skip_serializing_if = "Option::is_none")]
-        netns: Option<String>,
-        link: String,
+        netns: Option<Name>,
+        link: Name,
         address: IpNetwork,
     },
     DelAddress {
         #[serde(skip_serializing_if = "Option::is_none")]
-        netns: Option<String>,
-        link: String,
+        netns: Option<Name>,
+        link: Name,
         address: IpNetwork,
     },
     /// A default route of a namespace, through a gateway: IPv4 or IPv6, as the
     /// gateway is.
     AddRoute {
-        netns: String,
+        netns: Name,
         gateway: IpAddr,
-        link: String,
+        link: Name,
     },
     DelRoute {
-        netns: String,
+        netns: Name,
         gateway: IpAddr,
-        link: String,
+        link: Name,
     },
     /// A file `ip netns exec` shows the sandbox as its own `/etc/FILE`.
     WriteFile {
-        netns: String,
+        netns: Name,
         file: EtcFile,
         content: FileText,
     },
     RemoveFile {
-        netns: String,
+        netns: Name,
         file: EtcFile,
     },
     /// cnm's nftables table with its chains, its sets and maps empty (see
@@ -123,7 +128,7 @@ pub enum Op {
     /// a port published on the host's loopback needs. Turning it off where the link is
     /// gone is success.
     RouteLocalnet {
-        link: String,
+        link: Name,
         on: bool,
     },
     /// The host's `net.ipv4.ip_forward`.
@@ -251,8 +256,8 @@ fn family(gateway: &IpAddr) -> &'static str {
 }
 
 /// `ip -n NETNS ` or `ip `.
-fn ip(netns: &Option<String>) -> impl fmt::Display + '_ {
-    struct Ip<'a>(&'a Option<String>);
+fn ip(netns: &Option<Name>) -> impl fmt::Display + '_ {
+    struct Ip<'a>(&'a Option<Name>);
     impl fmt::Display for Ip<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             match self.0 {

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::{Applied, Error, Session};
 use crate::drift::{self, Missing, Observed};
 use crate::exec::Progress;
-use crate::plan::{Op, Plan, Step};
+use crate::plan::{Name, Op, Plan, Step};
 
 impl Session {
     /// What the committed state holds and the kernel lacks, operation by operation;
@@ -38,14 +38,14 @@ impl Session {
         let remade: HashSet<&str> = missing
             .iter()
             .filter_map(|m| match &m.op {
-                Op::AddNetns { netns } => Some(netns.as_str()),
+                Op::AddNetns { netns } => Some(&**netns),
                 _ => None,
             })
             .collect();
-        let vanishing: Vec<String> = missing
+        let vanishing: Vec<Name> = missing
             .iter()
             .filter_map(|m| match &m.op {
-                Op::AddVeth { link, netns, .. } if remade.contains(netns.as_str()) => Some(link.clone()),
+                Op::AddVeth { link, netns, .. } if remade.contains(&**netns) => Some(link.clone()),
                 _ => None,
             })
             .collect();

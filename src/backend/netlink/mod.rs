@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 use super::{Backend, FileWriter, KernelError};
 use crate::model::Mac;
-use crate::plan::{EtcFile, FileText, Op};
+use crate::plan::{EtcFile, FileText, Name, Op};
 use netns::SysError;
 use rtnl::Nack;
 
@@ -897,9 +897,9 @@ impl Backend for NetlinkBackend {
         }))
     }
 
-    fn settle(&mut self, links: &[String]) -> Result<(), KernelError> {
+    fn settle(&mut self, links: &[Name]) -> Result<(), KernelError> {
         let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
-        let mut left: Vec<&String> = links.iter().collect();
+        let mut left: Vec<&Name> = links.iter().collect();
         while let Some(link) = left.last() {
             let host = self.host()?;
             match self.block(rtnl::link_index(host, link)) {
@@ -907,7 +907,7 @@ impl Backend for NetlinkBackend {
                     left.pop();
                 }
                 _ if std::time::Instant::now() >= deadline => {
-                    let names: Vec<&str> = left.iter().map(|l| l.as_str()).collect();
+                    let names: Vec<&str> = left.iter().map(|l| &***l).collect();
                     return Err(KernelError::other(format!(
                         "the kernel has not removed {} of deleted namespaces after {} s: {}",
                         if names.len() == 1 {
