@@ -2,7 +2,7 @@
 //! Each joined endpoint of a running sandbox on a bridge network is one port (its veth's
 //! host end); a stopped sandbox has no veth, and an endpoint not joined has none yet.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use super::Checker;
 use crate::error::ErrorKind;
@@ -14,7 +14,7 @@ impl Checker<'_> {
     /// statement that makes the first port over the limit: the ports the committed state
     /// holds already come first, then the script's in statement order.
     pub(super) fn check_bridge_ports(&mut self) {
-        let mut ports: HashMap<&str, Vec<&Endpoint>> = HashMap::new();
+        let mut ports: FxHashMap<&str, Vec<&Endpoint>> = FxHashMap::default();
         for endpoint in self.model.endpoints.values().filter(|e| self.has_bridge_port(e)) {
             ports.entry(&endpoint.network).or_default().push(endpoint);
         }

@@ -6,10 +6,10 @@
 //! Within a statement, static addresses are reserved before the others are handed out.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnetwork::{Ipv4Network, Ipv6Network};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{values, Checker};
 use crate::error::{Diagnostic, ErrorKind};
@@ -21,7 +21,7 @@ use crate::syntax::Span;
 pub struct Pool {
     last: u128,
     /// Who holds each taken address (an endpoint name, or "the gateway").
-    taken: HashMap<u128, String>,
+    taken: FxHashMap<u128, String>,
     /// Every address below this one is taken: allocation only ever moves forward.
     /// `None` once it has moved past the end of the address space.
     cursor: Option<u128>,
@@ -56,7 +56,7 @@ impl Pool {
     fn new(first: u128, last: u128, gateway: u128) -> Pool {
         let mut pool = Pool {
             last,
-            taken: HashMap::new(),
+            taken: FxHashMap::default(),
             cursor: Some(first),
         };
         pool.taken.insert(gateway, "the gateway".to_string());
@@ -66,7 +66,7 @@ impl Pool {
     fn empty() -> Pool {
         Pool {
             last: 0,
-            taken: HashMap::new(),
+            taken: FxHashMap::default(),
             cursor: None,
         }
     }
@@ -99,8 +99,8 @@ impl Pool {
 /// the model only after something let addresses go (an endpoint or network removed).
 #[derive(Debug, Default)]
 pub(super) struct Pools {
-    v4: HashMap<String, Pool>,
-    v6: HashMap<String, Pool>,
+    v4: FxHashMap<String, Pool>,
+    v6: FxHashMap<String, Pool>,
 }
 
 /// An endpoint made by this script that still needs its addresses.
@@ -120,7 +120,7 @@ impl Checker<'_> {
         if self.pending.is_empty() {
             return;
         }
-        let pending: HashSet<&str> = self.pending.iter().map(|p| p.endpoint.as_str()).collect();
+        let pending: FxHashSet<&str> = self.pending.iter().map(|p| p.endpoint.as_str()).collect();
         let pools = self.pools.get_or_insert_with(Pools::default);
         let Pools {
             v4: pools,
@@ -156,7 +156,7 @@ impl Checker<'_> {
             .iter()
             .filter(|p| self.model.endpoints.contains_key(&p.endpoint))
             .collect();
-        let mut assigned: HashMap<String, (Ipv4Addr, Option<Ipv6Addr>)> = HashMap::new();
+        let mut assigned: FxHashMap<String, (Ipv4Addr, Option<Ipv6Addr>)> = FxHashMap::default();
         let mut errors = Vec::new();
         let describe = |p: &PendingAddress, model: &crate::model::Model| {
             let e = &model.endpoints[&p.endpoint];
@@ -247,13 +247,13 @@ impl Checker<'_> {
     /// that exists, nor one whose MAC is derived from its address, nor one given a MAC
     /// earlier in the script. Run once addresses, and so the derived MACs, are allocated.
     pub(super) fn check_static_macs(&mut self) {
-        let given: HashSet<&str> = self
+        let given: FxHashSet<&str> = self
             .allocated
             .iter()
             .filter(|p| p.static_mac.is_some())
             .map(|p| p.endpoint.as_str())
             .collect();
-        let mut seen = HashSet::new();
+        let mut seen = FxHashSet::default();
         let mut errors = Vec::new();
         for p in &self.allocated {
             let (Some(span), Some(endpoint)) = (p.static_mac, self.model.endpoints.get(&p.endpoint)) else {
@@ -386,7 +386,7 @@ mod tests {
             let range = Ipv4Network::new(range.network(), range_prefix).unwrap();
             let gateway = Ipv4Addr::from(u32::from(subnet.network()) + 1 + gw_offset % (size - 2));
             let mut pool = Pool::v4(subnet, range, gateway);
-            let mut seen = std::collections::HashSet::new();
+            let mut seen = FxHashSet::default();
             for s in statics {
                 let a = u32::from(subnet.network()) as u128 + 1 + (s % (size - 2)) as u128;
                 if pool.reserve(a, "static").is_ok() {

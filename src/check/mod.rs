@@ -17,10 +17,9 @@ mod suggest;
 pub mod usage;
 pub mod values;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use actions::{Action, Target};
 pub use network::{LONGEST_PREFIX_V4, LONGEST_PREFIX_V6};
@@ -139,13 +138,13 @@ struct Checker<'a> {
     /// Objects declared by this script, and where.
     declared: FxHashMap<(ObjectKind, String), Span>,
     /// Objects whose declaration had errors: references to them raise nothing more.
-    broken: HashSet<(ObjectKind, String)>,
+    broken: FxHashSet<(ObjectKind, String)>,
     /// `(sandbox, network)` pairs connected by this script, and where.
     connected: FxHashMap<(String, String), Span>,
     /// Each sandbox's endpoints in join order.
     joined: FxHashMap<String, Vec<String>>,
     /// Host-side interface names in use, to keep derived ones unique.
-    host_ifnames: HashSet<String>,
+    host_ifnames: FxHashSet<String>,
     /// Endpoints made by the statement being checked, waiting for their addresses.
     pending: Vec<ipam::PendingAddress>,
     /// Endpoints made by this script that got their addresses, in statement order.
@@ -153,7 +152,7 @@ struct Checker<'a> {
     /// The address pools, kept while no address is let go.
     pools: Option<ipam::Pools>,
     /// Networks already reported full.
-    exhausted: HashSet<String>,
+    exhausted: FxHashSet<String>,
     causes: Causes,
     actions: Vec<Action>,
     errors: Vec<Diagnostic>,
@@ -182,14 +181,14 @@ impl<'a> Checker<'a> {
             model,
             scopes: vec![variables],
             declared: FxHashMap::default(),
-            broken: HashSet::new(),
+            broken: FxHashSet::default(),
             connected: FxHashMap::default(),
             joined,
             host_ifnames,
             pending: Vec::new(),
             allocated: Vec::new(),
             pools: None,
-            exhausted: HashSet::new(),
+            exhausted: FxHashSet::default(),
             causes: Causes::new(),
             actions: Vec::new(),
             errors: Vec::new(),
@@ -211,7 +210,7 @@ impl<'a> Checker<'a> {
         }
         // A loop body repeats its errors once per turn, each naming that turn's values
         // (`web1`, `web2`, …): report each place's error once, from the first turn.
-        let mut seen = HashSet::new();
+        let mut seen = FxHashSet::default();
         let mut errors = self.errors;
         errors.retain(|e| seen.insert((e.span, e.kind.code())));
         Err(errors)

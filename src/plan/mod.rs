@@ -14,8 +14,9 @@ pub mod op;
 pub mod render;
 mod text;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::check::{Causes, Checked};
@@ -124,14 +125,14 @@ struct Planner<'a, 'm> {
     causes: &'a Causes,
     /// For each network, the first statement that changed an entry of the hosts files
     /// of its sandboxes.
-    hosts_causes: HashMap<&'m str, Span>,
+    hosts_causes: FxHashMap<&'m str, Span>,
     steps: Vec<Step>,
 }
 
 /// For each network, the first statement that changed what one of its endpoints adds
 /// to the hosts files of the sandboxes on it.
-fn hosts_causes<'m>(before: &Kernel<'m>, after: &Kernel<'m>, causes: &Causes) -> HashMap<&'m str, Span> {
-    let mut first: HashMap<&str, Span> = HashMap::new();
+fn hosts_causes<'m>(before: &Kernel<'m>, after: &Kernel<'m>, causes: &Causes) -> FxHashMap<&'m str, Span> {
+    let mut first: FxHashMap<&str, Span> = FxHashMap::default();
     for (this, other) in [(before, after), (after, before)] {
         for endpoint in this.model.endpoints.values() {
             let counterpart = other
