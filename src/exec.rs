@@ -682,7 +682,7 @@ mod tests {
         .into_iter()
         .map(|op| Step {
             op,
-            undo: Vec::new(),
+            undo: crate::plan::Undo::new(),
             cause: None,
         })
         .collect();

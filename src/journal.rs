@@ -208,7 +208,7 @@ impl OpenTransaction {
             .iter()
             .map(|s| crate::plan::Step {
                 op: s.op.clone(),
-                undo: s.undo.clone(),
+                undo: s.undo.iter().cloned().collect(),
                 cause: None,
             })
             .collect()
@@ -1337,7 +1337,7 @@ mod tests {
             steps: ops
                 .into_iter()
                 .map(|op| crate::plan::Step {
-                    undo: vec![op.inverse()],
+                    undo: crate::plan::Undo::from_buf([op.inverse()]),
                     op,
                     cause: None,
                 })
@@ -1374,8 +1374,8 @@ mod tests {
         assert_eq!((open.tx, open.done), (1, 1));
         assert_eq!(open.pending, None);
         assert_eq!(
-            open.plan_steps()[2].undo,
-            vec![Op::DelNetns {
+            open.plan_steps()[2].undo.as_slice(),
+            [Op::DelNetns {
                 netns: "C".into(),
                 links: Vec::new()
             }]
@@ -1428,8 +1428,9 @@ mod tests {
         );
         journal.step_done(tx, 0).unwrap();
         let open = journal.open_transaction().unwrap().unwrap();
-        let read_back: Vec<(Op, Vec<Op>)> = open.plan_steps().into_iter().map(|s| (s.op, s.undo)).collect();
-        let planned: Vec<(Op, Vec<Op>)> = plan
+        let read_back: Vec<(Op, crate::plan::Undo)> =
+            open.plan_steps().into_iter().map(|s| (s.op, s.undo)).collect();
+        let planned: Vec<(Op, crate::plan::Undo)> = plan
             .steps
             .iter()
             .map(|s| (s.op.clone(), s.undo.clone()))

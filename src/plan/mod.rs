@@ -65,9 +65,13 @@ impl Plan {
 #[derive(Debug)]
 pub struct Step {
     pub op: Op,
-    pub undo: Vec<Op>,
+    pub undo: Undo,
     pub cause: Option<Span>,
 }
+
+/// The operations that undo a step, in order. Most steps have one (see [`Op::inverse`]),
+/// kept in the step itself: a large plan has hundreds of thousands.
+pub type Undo = smallvec::SmallVec<[Op; 1]>;
 
 /// One object that the plan adds, changes or removes.
 #[derive(Debug)]
@@ -218,14 +222,18 @@ impl Planner<'_, '_> {
             .or_else(|| self.cause(ObjectKind::Sandbox, sandbox))
     }
 
-    fn step(&mut self, op: Op, undo: Vec<Op>, cause: Option<Span>) {
-        self.steps.push(Step { op, undo, cause });
+    fn step(&mut self, op: Op, undo: impl Into<Undo>, cause: Option<Span>) {
+        self.steps.push(Step {
+            op,
+            undo: undo.into(),
+            cause,
+        });
     }
 
     /// Each op as a step undone by its inverse.
     fn create(&mut self, ops: Vec<Op>, cause: Option<Span>) {
         for op in ops {
-            let undo = vec![op.inverse()];
+            let undo = Undo::from_buf([op.inverse()]);
             self.step(op, undo, cause);
         }
     }
@@ -352,7 +360,7 @@ impl Planner<'_, '_> {
         };
         match (old.is_empty(), new.is_empty()) {
             (false, true) => {
-                let undo = std::iter::once(Op::AddFirewall)
+                let undo: Vec<Op> = std::iter::once(Op::AddFirewall)
                     .chain(old.iter().map(add))
                     .collect();
                 let cause = self.removed_network_cause();

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::{Applied, Error, Session};
 use crate::drift::{self, Missing, Observed};
 use crate::exec::Progress;
-use crate::plan::{Name, Op, Plan, Step};
+use crate::plan::{Name, Op, Plan, Step, Undo};
 
 impl Session {
     /// What the committed state holds and the kernel lacks, operation by operation;
@@ -55,7 +55,7 @@ impl Session {
         let steps = missing
             .into_iter()
             .map(|m| Step {
-                undo: vec![m.op.inverse()],
+                undo: Undo::from_buf([m.op.inverse()]),
                 op: m.op,
                 cause: None,
             })
