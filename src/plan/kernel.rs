@@ -158,7 +158,10 @@ impl<'m> Kernel<'m> {
         let mut ops = match network.driver {
             Driver::Bridge => {
                 let host_ifname = Name::from(endpoint.host_ifname.as_str());
-                let bridge = &self.bridges[network.name.as_str()];
+                let bridge = self
+                    .bridges
+                    .get(network.name.as_str())
+                    .expect("a bridge network has a bridge");
                 vec![
                     Op::AddVeth {
                         link: host_ifname.clone(),

@@ -4,11 +4,11 @@
 //! One netlink socket per namespace, opened on a dedicated thread inside that namespace
 //! (a socket stays bound to the namespace it was opened in) and kept for the next
 //! operation there; one for the namespace cnm runs in. Links are named in each request
-//! or looked up by name, and an index looked up is remembered until the transaction
-//! ends (see [`Indexes`]). Veth peers and macvlans are
-//! created directly inside their namespace (moving a link costs a grace period); veths
-//! with one queue each way (cutting per-CPU queues down after costs two more), and
-//! `addrgenmode none` set on their ends before they go up (no IPv6 multicast chatter).
+//! or looked up by name, and an index looked up is remembered until the transaction ends
+//! (see [`Indexes`]). Veth peers and macvlans are created directly inside their namespace
+//! (moving a link costs a grace period); veths with one queue each way (cutting per-CPU
+//! queues down after costs two more), and `addrgenmode none` set on their ends before
+//! they go up (no IPv6 multicast chatter).
 //! The namespaces a transaction creates are made ahead, nameless, on a thread of their
 //! own, and named (bind-mounted) in their turn; files are written ahead likewise.
 
@@ -456,6 +456,29 @@ impl NetlinkBackend {
         Ok(self.block(send(handle.clone(), index)))
     }
 
+    /// [`Self::with_index`] for an address or a route of `link` in `netns`. When
+    /// removing, a missing namespace or link is `None`: there is nothing left to remove.
+    fn on_link<F, R>(
+        &mut self,
+        netns: Option<&str>,
+        link: &str,
+        add: bool,
+        send: F,
+    ) -> Result<Option<Result<(), Nack>>, KernelError>
+    where
+        F: Fn(Handle, u32) -> R,
+        R: Future<Output = Result<(), Nack>>,
+    {
+        let Some(handle) = self.handle_for(netns, add)? else {
+            return Ok(None);
+        };
+        match self.with_index(&handle, netns, link, send) {
+            Ok(result) => Ok(Some(result)),
+            Err(error) if !add && error.errno == Some(libc::ENODEV) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     fn add_netns(&mut self, netns: &str) -> Result<(), KernelError> {
         check_name(netns)?;
         self.forget(netns);
@@ -644,16 +667,11 @@ impl NetlinkBackend {
         address: IpNetwork,
         add: bool,
     ) -> Result<(), KernelError> {
-        let Some(handle) = self.handle_for(netns, add)? else {
-            return Ok(());
-        };
-        let result = match self.with_index(&handle, netns, link, |handle, index| {
+        let sent = self.on_link(netns, link, add, |handle, index| {
             rtnl::address(handle, index, address, add)
-        }) {
-            Ok(result) => result,
-            // Nothing left to remove.
-            Err(error) if !add && error.errno == Some(libc::ENODEV) => return Ok(()),
-            Err(error) => return Err(error),
+        })?;
+        let Some(result) = sent else {
+            return Ok(());
         };
         if add {
             result.map_err(|nack| match nack.errno {
@@ -678,16 +696,11 @@ impl NetlinkBackend {
 
     fn route(&mut self, name: &str, gateway: IpAddr, link: &str, add: bool) -> Result<(), KernelError> {
         let netns = Some(name);
-        let Some(handle) = self.handle_for(netns, add)? else {
-            return Ok(());
-        };
-        let result = match self.with_index(&handle, netns, link, |handle, index| {
+        let sent = self.on_link(netns, link, add, |handle, index| {
             rtnl::default_route(handle, gateway, index, add)
-        }) {
-            Ok(result) => result,
-            // Nothing left to remove.
-            Err(error) if !add && error.errno == Some(libc::ENODEV) => return Ok(()),
-            Err(error) => return Err(error),
+        })?;
+        let Some(result) = sent else {
+            return Ok(());
         };
         if add {
             result.map_err(|nack| match nack.errno {
