@@ -689,7 +689,7 @@ impl Journal {
         let mut records = Vec::new();
         let mut dropped = Vec::new();
         for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
+            if blank(line) {
                 continue;
             }
             match serde_json::from_slice::<Record>(line) {
@@ -958,7 +958,7 @@ fn read_tail(file: &File, path: &Path) -> Result<Tail, JournalError> {
         bytes: fragment,
     });
     while let Some((offset, line)) = back.line().map_err(io_error)? {
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if blank(&line) {
             continue;
         }
         match serde_json::from_slice::<Record>(&line) {
@@ -1061,23 +1061,13 @@ pub fn read_records(dir: &Path) -> Result<Vec<Record>, JournalError> {
     let bytes = read_all(&path)?;
     let mut records = Vec::new();
     let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    let last = lines.iter().rposition(|line| !blank(line));
     for (i, line) in lines.iter().enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if blank(line) {
             continue;
         }
-        match serde_json::from_slice(line) {
-            Ok(record) => records.push(record),
-            Err(_)
-                if lines[i + 1..]
-                    .iter()
-                    .all(|l| l.iter().all(u8::is_ascii_whitespace)) => {}
-            Err(error) => {
-                return Err(JournalError::Corrupt {
-                    path,
-                    line: i + 1,
-                    reason: error.to_string(),
-                })
-            }
+        if let Some(record) = parse_line(&path, line, i, Some(i) == last)? {
+            records.push(record);
         }
     }
     Ok(records)
@@ -1109,25 +1099,41 @@ struct Summary {
 /// The summaries of the lines of one journal file, each with the line it came from.
 fn summaries(path: &Path, bytes: &[u8]) -> Result<Vec<(Summary, usize)>, JournalError> {
     let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    let last = lines.iter().rposition(|line| !blank(line));
     let mut found = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if blank(line) {
             continue;
         }
-        match serde_json::from_slice::<Summary>(line) {
-            Ok(summary) => found.push((summary, i)),
-            // A last line cut short: the next cnm that takes the lock removes it.
-            Err(_) if lines[i + 1..].iter().all(|l| l.is_empty()) => {}
-            Err(error) => {
-                return Err(JournalError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    reason: error.to_string(),
-                })
-            }
+        if let Some(summary) = parse_line(path, line, i, Some(i) == last)? {
+            found.push((summary, i));
         }
     }
     Ok(found)
+}
+
+fn blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Line `at` of a journal file, read as a record or its summary. A line that cannot be
+/// read is the end a crash cut short if it is the `last` line with anything on it
+/// (`None`: the next cnm that takes the lock removes it), and corruption anywhere else.
+fn parse_line<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    line: &[u8],
+    at: usize,
+    last: bool,
+) -> Result<Option<T>, JournalError> {
+    match serde_json::from_slice::<T>(line) {
+        Ok(summary) => Ok(Some(summary)),
+        Err(_) if last => Ok(None),
+        Err(error) => Err(JournalError::Corrupt {
+            path: path.to_path_buf(),
+            line: at + 1,
+            reason: error.to_string(),
+        }),
+    }
 }
 
 /// The journal files of `dir`, newest first: `journal.jsonl`, then the archives.
@@ -1171,21 +1177,12 @@ pub fn history(dir: &Path, limit: Option<usize>) -> Result<(Vec<Transaction>, bo
         let mut last_word: HashMap<u64, Outcome> = HashMap::new();
         let mut at_end = true;
         for (i, line) in lines.iter().enumerate().rev() {
-            if line.iter().all(u8::is_ascii_whitespace) {
+            if blank(line) {
                 continue;
             }
             let last_line = std::mem::replace(&mut at_end, false);
-            let line = match serde_json::from_slice::<Summary>(line) {
-                Ok(summary) => summary,
-                // A last line cut short: the next cnm that takes the lock removes it.
-                Err(_) if last_line => continue,
-                Err(error) => {
-                    return Err(JournalError::Corrupt {
-                        path,
-                        line: i + 1,
-                        reason: error.to_string(),
-                    })
-                }
+            let Some(line) = parse_line::<Summary>(&path, line, i, last_line)? else {
+                continue;
             };
             let outcome = match line.kind.as_str() {
                 "begin" => {
@@ -1836,6 +1833,40 @@ mod tests {
         assert_eq!(std::fs::read_to_string(rebuilt.kept.unwrap()).unwrap(), text);
         assert_eq!(std::fs::read_to_string(rebuilt.replaced.unwrap()).unwrap(), "{");
         assert_eq!(journal.records().unwrap().len(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Every reader of the journal takes a line it cannot read for the end a crash cut
+    /// short when only blanks follow it, and for corruption anywhere else.
+    #[test]
+    fn every_reader_tells_a_torn_end_from_corruption_alike() {
+        let dir = temp_dir("readers");
+        let mut journal = Journal::open(&dir, Duration::ZERO, "test").unwrap();
+        commit(&mut journal, &Model::empty(), &model_named("one"), None);
+        drop(journal);
+        let whole = std::fs::read_to_string(dir.join(JOURNAL_FILE)).unwrap();
+        let torn = format!("{whole}{{\"type\":\"beg\n  \n");
+        let corrupt = format!("{{\"type\n{whole}");
+        for (text, is_corrupt) in [(torn, false), (corrupt, true)] {
+            std::fs::write(dir.join(JOURNAL_FILE), &text).unwrap();
+            let read = [
+                ("history", history(&dir, None).map(|_| ())),
+                ("read_records", read_records(&dir).map(|_| ())),
+                ("undo_target", undo_target(&dir).map(|_| ())),
+            ];
+            for (reader, result) in read {
+                match result {
+                    Ok(()) => assert!(!is_corrupt, "{reader} read a corrupt journal"),
+                    Err(error) => {
+                        assert!(is_corrupt, "{reader}: {error}");
+                        assert!(
+                            error.to_string().contains("corrupt at line 1"),
+                            "{reader}: {error}"
+                        );
+                    }
+                }
+            }
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
