@@ -797,9 +797,8 @@ impl Backend for NetlinkBackend {
     fn apply(&mut self, op: &Op) -> Result<(), KernelError> {
         // A link made or deleted here gets a new index, or none.
         match op {
-            Op::AddBridge { bridge: link, .. } | Op::DelLink { netns: None, link } => {
-                self.forget_index(None, link)
-            }
+            Op::AddBridge { bridge: link, .. } => self.forget_index(None, link),
+            Op::DelLink { netns, link } => self.forget_index(netns.as_deref(), link),
             Op::AddVeth {
                 link, peer, netns, ..
             } => {
@@ -807,10 +806,6 @@ impl Backend for NetlinkBackend {
                 self.forget_index(Some(netns), peer);
             }
             Op::AddMacvlan { link, netns, .. } => self.forget_index(Some(netns), link),
-            Op::DelLink {
-                netns: Some(netns),
-                link,
-            } => self.forget_index(Some(netns), link),
             _ => {}
         }
         match op {
@@ -912,7 +907,7 @@ impl Backend for NetlinkBackend {
 
     fn settle(&mut self, links: &[Name]) -> Result<(), KernelError> {
         let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
-        let mut left: Vec<&Name> = links.iter().collect();
+        let mut left: Vec<&str> = links.iter().map(|link| &**link).collect();
         while let Some(link) = left.last() {
             let host = self.host()?;
             match self.block(rtnl::link_index(host, link)) {
@@ -920,16 +915,15 @@ impl Backend for NetlinkBackend {
                     left.pop();
                 }
                 _ if std::time::Instant::now() >= deadline => {
-                    let names: Vec<&str> = left.iter().map(|l| &***l).collect();
                     return Err(KernelError::other(format!(
                         "the kernel has not removed {} of deleted namespaces after {} s: {}",
-                        if names.len() == 1 {
+                        if left.len() == 1 {
                             "an interface"
                         } else {
                             "interfaces"
                         },
                         SETTLE_TIMEOUT.as_secs(),
-                        names.join(", ")
+                        left.join(", ")
                     )));
                 }
                 _ => std::thread::sleep(std::time::Duration::from_millis(1)),
