@@ -3,14 +3,26 @@
 //! address, or `host`: the gateways of the sandbox's networks), and each address is
 //! probed from inside the sandbox's namespace, all at once: a failing expectation costs
 //! its timeout, not one per address.
+//!
+//! Before probing, an expectation waits (up to [`READY_WITHIN`]) for the links its packets
+//! cross to carry traffic. The kernel finishes bringing a link up in the background: a
+//! veth transmits, and a bridge port forwards, only once the kernel has handled its
+//! carrier. A packet sent before is dropped, and an ARP request dropped so is sent again
+//! only a second later: right after an apply, `reaches` could time out, and `cannot
+//! reach` pass, on a network that a moment later behaves otherwise.
 
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::check::Target;
-use crate::model::{Mode, Model, Protocol};
+use crate::model::{Driver, Mode, Model, Protocol};
+use crate::observe::{self, NotReady};
 use crate::probe::{self, Answer, Via};
+
+/// How long an expectation waits, at most, for the links it crosses to carry traffic.
+pub const READY_WITHIN: Duration = Duration::from_secs(2);
 
 /// One expectation, as the script states it.
 #[derive(Debug, Clone)]
@@ -35,9 +47,10 @@ pub struct Verdict {
 impl Expectation<'_> {
     /// Probes the target from the sandbox; an error when the expectation cannot be
     /// tried at all (a stopped sandbox, a target with no address).
-    pub fn check(&self, model: &Model, netns_dir: &Path) -> Result<Verdict, String> {
+    pub fn check(&self, model: &Model, netns_dir: &Path, ready: &mut Ready) -> Result<Verdict, String> {
         let netns = namespace(model, netns_dir, self.sandbox)?;
         let addresses = self.addresses(model)?;
+        let unready = ready.wait(self.crossed(model, netns_dir)?);
         let via = match self.port {
             Some((port, protocol)) => Via::Port(port, protocol),
             None => Via::Echo,
@@ -67,13 +80,21 @@ impl Expectation<'_> {
             }
         }
         found.retain(|f| !f.is_empty());
+        let passed = reached == self.reaches;
+        if !passed && !unready.is_empty() {
+            found.push(format!(
+                "not carrying traffic after {} s: {}",
+                READY_WITHIN.as_secs(),
+                unready.join(", ")
+            ));
+        }
         let how = match self.port {
             Some((port, protocol)) => format!("{protocol} port {port}"),
             None => "ping".to_string(),
         };
         let list: Vec<String> = addresses.iter().map(IpAddr::to_string).collect();
         Ok(Verdict {
-            passed: reached == self.reaches,
+            passed,
             probed: format!(
                 "{} {} {} ({}, {how})",
                 self.sandbox,
@@ -83,6 +104,50 @@ impl Expectation<'_> {
             ),
             found: found.join("; "),
         })
+    }
+
+    /// The links, by namespace (`None`: the one cnm runs in), that packets between the
+    /// sandbox and its target cross: each of their endpoints' interfaces, and on a bridge
+    /// network its host end; for a target outside the sandboxes, the bridges too.
+    fn crossed(&self, model: &Model, netns_dir: &Path) -> Result<Vec<(Option<PathBuf>, String)>, String> {
+        let mut sandboxes = vec![owner(model, self.sandbox)?];
+        let beyond = match self.target {
+            Target::Sandbox(name) => {
+                sandboxes.push(owner(model, name)?);
+                false
+            }
+            Target::Alias(alias) => {
+                for endpoint in model.endpoints.values() {
+                    if let (true, Some(sandbox)) = (endpoint.aliases.contains(alias), &endpoint.sandbox) {
+                        sandboxes.push(owner(model, sandbox)?);
+                    }
+                }
+                false
+            }
+            Target::Host | Target::Address(_) => true,
+        };
+        let mut links = Vec::new();
+        for (nth, &sandbox) in sandboxes.iter().enumerate() {
+            let Some(netns) = namespace(model, netns_dir, sandbox)? else {
+                continue;
+            };
+            let joined = model
+                .endpoints
+                .values()
+                .filter(|e| e.sandbox.as_deref() == Some(sandbox));
+            for endpoint in joined {
+                let Some(ifname) = &endpoint.ifname else { continue };
+                links.push((Some(netns.clone()), ifname.clone()));
+                let network = &model.networks[&endpoint.network];
+                if network.driver == Driver::Bridge {
+                    links.push((None, endpoint.host_ifname.clone()));
+                    if let (true, 0, Some(bridge)) = (beyond, nth, &network.bridge) {
+                        links.push((None, bridge.clone()));
+                    }
+                }
+            }
+        }
+        Ok(links)
     }
 
     /// The addresses the target stands for.
@@ -123,6 +188,62 @@ impl Expectation<'_> {
             return Err(format!("{} has no address to probe", target_name(self.target)));
         }
         Ok(addresses)
+    }
+}
+
+/// The links found carrying traffic, so that each is waited for once in a run of
+/// expectations.
+#[derive(Debug, Default)]
+pub struct Ready {
+    carrying: HashSet<(Option<PathBuf>, String)>,
+}
+
+impl Ready {
+    /// Waits, up to [`READY_WITHIN`], for `links` to carry traffic, each namespace read
+    /// on a thread of its own; the ones that do not, in words (`veth1a2b: no carrier`).
+    /// A namespace that cannot be read is left to the probe, which will say why.
+    fn wait(&mut self, links: Vec<(Option<PathBuf>, String)>) -> Vec<String> {
+        let mut by_namespace: BTreeMap<Option<PathBuf>, Vec<String>> = BTreeMap::new();
+        for (netns, link) in links {
+            if !self.carrying.contains(&(netns.clone(), link.clone())) {
+                by_namespace.entry(netns).or_default().push(link);
+            }
+        }
+        let deadline = Instant::now() + READY_WITHIN;
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let waits: Vec<_> = by_namespace
+                .iter()
+                .map(|(netns, links)| {
+                    let links = links.clone();
+                    scope.spawn(move || observe::await_traffic(netns.as_deref(), links, deadline))
+                })
+                .collect();
+            waits
+                .into_iter()
+                .map(|wait| wait.join().ok().and_then(Result::ok))
+                .collect()
+        });
+        let mut unready = Vec::new();
+        for ((netns, links), result) in by_namespace.into_iter().zip(results) {
+            let Some(not_carrying) = result else { continue };
+            for link in links {
+                match not_carrying.iter().find(|(name, _)| *name == link) {
+                    Some((_, why)) => unready.push(describe(netns.as_deref(), &link, *why)),
+                    None => {
+                        self.carrying.insert((netns.clone(), link));
+                    }
+                }
+            }
+        }
+        unready
+    }
+}
+
+/// `eth0 in a: no carrier`, or `veth1a2b: down` for a link of the host.
+fn describe(netns: Option<&Path>, link: &str, why: NotReady) -> String {
+    match netns.and_then(Path::file_name) {
+        Some(sandbox) => format!("{link} in {}: {why}", sandbox.to_string_lossy()),
+        None => format!("{link}: {why}"),
     }
 }
 

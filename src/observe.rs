@@ -3,15 +3,19 @@
 //! enters the namespace. Reading needs no privilege beyond entering the namespace.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
 use nix::sched::{setns, CloneFlags};
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
+use rtnetlink::packet_route::link::{
+    BridgePortState, InfoBridgePort, InfoPortData, LinkAttribute, LinkFlags, LinkInfo, State,
+};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType};
 use rtnetlink::{Handle, RouteMessageBuilder};
 
@@ -44,23 +48,7 @@ pub struct Route {
 impl Space {
     /// The namespace cnm runs in (`None`), or the one mounted at `netns`.
     pub fn read(netns: Option<&Path>) -> io::Result<Space> {
-        let netns = netns.map(Path::to_path_buf);
-        std::thread::spawn(move || {
-            if let Some(path) = &netns {
-                let file = std::fs::File::open(path)?;
-                setns(&file, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-            }
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()?;
-            runtime.block_on(async {
-                let (connection, handle, _) = rtnetlink::new_connection()?;
-                tokio::spawn(connection);
-                dump(&handle).await.map_err(|e| io::Error::other(e.to_string()))
-            })
-        })
-        .join()
-        .map_err(|_| io::Error::other("the reading thread panicked"))?
+        reading(netns, |handle| async move { dump(&handle).await })
     }
 
     /// Whether a default route through `gateway` on `interface` exists.
@@ -69,6 +57,125 @@ impl Space {
             .iter()
             .any(|r| r.destination.prefix() == 0 && r.gateway == Some(gateway) && r.interface == interface)
     }
+}
+
+/// Runs `read` with a netlink handle on a thread of its own inside the namespace cnm runs
+/// in (`None`) or the one mounted at `netns`, and waits for it.
+fn reading<T, F>(netns: Option<&Path>, read: impl FnOnce(Handle) -> F + Send + 'static) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, rtnetlink::Error>>,
+{
+    let netns = netns.map(Path::to_path_buf);
+    std::thread::spawn(move || {
+        if let Some(path) = &netns {
+            let file = std::fs::File::open(path)?;
+            setns(&file, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        runtime.block_on(async {
+            let (connection, handle, _) = rtnetlink::new_connection()?;
+            tokio::spawn(connection);
+            read(handle).await.map_err(|e| io::Error::other(e.to_string()))
+        })
+    })
+    .join()
+    .map_err(|_| io::Error::other("the reading thread panicked"))?
+}
+
+/// Why a link does not carry traffic yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    Missing,
+    /// Set down.
+    Down,
+    /// Up, but the kernel has not (yet) seen its carrier: a veth whose other end is down,
+    /// or one whose carrier change the kernel has still to handle.
+    NoCarrier,
+    /// A bridge port not (yet) forwarding.
+    NotForwarding,
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NotReady::Missing => "missing",
+            NotReady::Down => "down",
+            NotReady::NoCarrier => "no carrier",
+            NotReady::NotForwarding => "not forwarding",
+        })
+    }
+}
+
+/// Waits until every link named in `links`, in the namespace cnm runs in (`None`) or the
+/// one mounted at `netns`, carries traffic, or `deadline` passes; the links that still
+/// do not, and why. A link carries traffic when it is up, the kernel has handled its
+/// carrier (its operational state is up, or unknown for a device that does not report
+/// one, like `lo`), and, as a bridge port, it forwards.
+pub fn await_traffic(
+    netns: Option<&Path>,
+    links: Vec<String>,
+    deadline: Instant,
+) -> io::Result<Vec<(String, NotReady)>> {
+    reading(netns, move |handle| async move {
+        let mut waiting = links;
+        loop {
+            let mut still = Vec::new();
+            for link in waiting {
+                if let Some(why) = not_ready(&handle, &link).await? {
+                    still.push((link, why));
+                }
+            }
+            let missing_only = still.iter().all(|(_, why)| *why == NotReady::Missing);
+            if missing_only || Instant::now() >= deadline {
+                return Ok(still);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            waiting = still.into_iter().map(|(link, _)| link).collect();
+        }
+    })
+}
+
+async fn not_ready(handle: &Handle, link: &str) -> Result<Option<NotReady>, rtnetlink::Error> {
+    let mut answer = handle.link().get().match_name(link.to_string()).execute();
+    let message = match answer.try_next().await {
+        Ok(Some(message)) => message,
+        Ok(None) => return Ok(Some(NotReady::Missing)),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {
+            return Ok(Some(NotReady::Missing))
+        }
+        Err(e) => return Err(e),
+    };
+    if !message.header.flags.contains(LinkFlags::Up) {
+        return Ok(Some(NotReady::Down));
+    }
+    let mut carrier = false;
+    let mut forwarding = true;
+    for attribute in &message.attributes {
+        match attribute {
+            LinkAttribute::OperState(state) => carrier = matches!(state, State::Up | State::Unknown),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::PortData(InfoPortData::BridgePort(port)) = info {
+                        forwarding = port.iter().any(|attribute| {
+                            matches!(attribute, InfoBridgePort::State(BridgePortState::Forwarding))
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(if !carrier {
+        Some(NotReady::NoCarrier)
+    } else if !forwarding {
+        Some(NotReady::NotForwarding)
+    } else {
+        None
+    })
 }
 
 async fn dump(handle: &Handle) -> Result<Space, rtnetlink::Error> {

@@ -1284,6 +1284,68 @@ fn apply_runs_expectations_and_a_failing_one_exits_1() {
     });
 }
 
+/// An expectation waits for the links its packets cross to carry traffic before it
+/// probes: a packet sent sooner is lost, and the ARP request with it is sent again only
+/// a second later, past the probe's timeout. Here `b`'s host end is down, set up again
+/// by hand 300 ms after the expectation starts; the probe gives up after 500 ms.
+#[test]
+fn an_expectation_waits_for_the_links_it_crosses_to_carry_traffic() {
+    in_namespaces(
+        "an_expectation_waits_for_the_links_it_crosses_to_carry_traffic",
+        |env| {
+            std::fs::write(
+                "/run/cnm-test/pair.cnm",
+                "network n subnet 10.9.0.0/24\nsandbox a mode none\nsandbox b mode none\n\
+             connect a to n\nconnect b to n\n",
+            )
+            .unwrap();
+            env.cnm_ok(&["apply", "/run/cnm-test/pair.cnm"]);
+            let b_end = host_end(env, "b.n");
+            let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success());
+            ip(&["link", "set", &b_end, "down"]);
+
+            let up_again = std::thread::spawn({
+                let b_end = b_end.clone();
+                move || {
+                    std::thread::sleep(Duration::from_millis(300));
+                    ip(&["link", "set", &b_end, "up"]);
+                }
+            });
+            let started = Instant::now();
+            let out = env.cnm_piped(&[], b"expect a reaches b timeout 500ms\n");
+            up_again.join().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                text.contains("a reaches b (10.9.0.3, ping): 10.9.0.3 answered"),
+                "{text}"
+            );
+            assert!(
+                started.elapsed() >= Duration::from_millis(300),
+                "it waited for the link"
+            );
+
+            // A link that stays down is waited for a bounded time, and named when the
+            // expectation fails.
+            ip(&["link", "set", &b_end, "down"]);
+            let out = env.cnm_piped(&[], b"expect a reaches b timeout 200ms\n");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(1), "{text}");
+            assert!(
+                text.contains(&format!(
+                    "FAIL  <stdin>:1  a reaches b (10.9.0.3, ping): 10.9.0.3: no answer in time; \
+                 not carrying traffic after 2 s: {b_end}: down, eth0 in b: no carrier"
+                )),
+                "{text}"
+            );
+        },
+    );
+}
+
 // The firewall: isolation, outbound NAT, published ports, forwarding.
 
 /// A world outside the host: namespace `world` behind a veth, 198.51.100.2, which the

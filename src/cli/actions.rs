@@ -6,7 +6,7 @@ use std::io::Write;
 
 use super::{Failure, Settings};
 use crate::check::Action;
-use crate::expect::Expectation;
+use crate::expect::{Expectation, Ready};
 use crate::model::Model;
 use crate::probe::{self, Responder};
 use crate::syntax::Sources;
@@ -47,6 +47,7 @@ pub fn run(
     responders: &mut Vec<Responder>,
 ) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
+    let mut ready = Ready::default();
     for action in actions {
         let (file, at) = sources.position(action.span());
         let outcome = |passed: bool, what: String, found: String| Outcome {
@@ -101,7 +102,7 @@ pub fn run(
                     port: *port,
                     timeout: *timeout,
                 };
-                outcomes.push(match expectation.check(model, &settings.netns_dir) {
+                outcomes.push(match expectation.check(model, &settings.netns_dir, &mut ready) {
                     Ok(verdict) => outcome(verdict.passed, verdict.probed, verdict.found),
                     Err(why) => outcome(false, format!("expect {sandbox}"), why),
                 });
