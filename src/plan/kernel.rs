@@ -1,7 +1,7 @@
 //! The kernel objects one model calls for: for each network, sandbox and endpoint, the
 //! operations that create it from nothing, and the files its sandbox shows in `/etc`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 
 use super::op::{EtcFile, Name, Op};
 use super::text::FileText;
+use super::words::push_ipv4;
 use crate::model::{Driver, Endpoint, Model, Network, Sandbox};
 
 /// A model with the look-ups planning needs, built once: a sandbox's endpoints, and the
@@ -360,46 +361,10 @@ fn push_hosts_lines(text: &mut String, endpoint: &Endpoint, name: &str) {
 
 /// Appends `ip` as its `Display` writes it (four decimal octets), without the
 /// formatting machinery, which costs several times more.
-fn push_ipv4(text: &mut String, ip: Ipv4Addr) {
-    for (at, octet) in ip.octets().into_iter().enumerate() {
-        if at > 0 {
-            text.push('.');
-        }
-        if octet >= 100 {
-            text.push(char::from(b'0' + octet / 100));
-        }
-        if octet >= 10 {
-            text.push(char::from(b'0' + octet / 10 % 10));
-        }
-        text.push(char::from(b'0' + octet % 10));
-    }
-}
-
 fn v4(ip: std::net::Ipv4Addr, subnet: Ipv4Network) -> IpNetwork {
     IpNetwork::V4(Ipv4Network::new(ip, subnet.prefix()).expect("a valid prefix"))
 }
 
 fn v6_(ip: std::net::Ipv6Addr, subnet: Ipv6Network) -> IpNetwork {
     IpNetwork::V6(Ipv6Network::new(ip, subnet.prefix()).expect("a valid prefix"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_ipv4_address_is_written_as_display_writes_it() {
-        for octet in 0..=u8::MAX {
-            for ip in [
-                Ipv4Addr::new(octet, 0, 0, 0),
-                Ipv4Addr::new(0, octet, 9, 10),
-                Ipv4Addr::new(100, 99, octet, 255),
-                Ipv4Addr::new(1, 10, 200, octet),
-            ] {
-                let mut text = String::from("x");
-                push_ipv4(&mut text, ip);
-                assert_eq!(text, format!("x{ip}"));
-            }
-        }
-    }
 }

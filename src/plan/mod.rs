@@ -13,6 +13,7 @@ mod kernel;
 pub mod op;
 pub mod render;
 mod text;
+mod words;
 
 use std::collections::BTreeMap;
 

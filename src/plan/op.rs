@@ -1,7 +1,7 @@
 //! Kernel operations: the steps of a plan, each one request to the kernel (or one file
 //! under the `/etc/netns` directory), shown in the iproute2 terms a reader knows.
 
-use std::fmt;
+use std::fmt::{self, Write};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::firewall::{self, NftSet, TABLE};
 use super::text::FileText;
+use super::words::{push_ip, push_mac, push_network, push_number};
 use crate::model::Mac;
 
 /// The name of a namespace or a link in an operation: shared, since a plan names each
@@ -246,116 +247,167 @@ impl Op {
     }
 }
 
-/// ` -6` for an IPv6 route, as `ip` wants it said.
-fn family(gateway: &IpAddr) -> &'static str {
-    if gateway.is_ipv6() {
-        " -6"
-    } else {
-        ""
-    }
-}
-
-/// `ip -n NETNS ` or `ip `.
-fn ip(netns: &Option<Name>) -> impl fmt::Display + '_ {
-    struct Ip<'a>(&'a Option<Name>);
-    impl fmt::Display for Ip<'_> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            match self.0 {
-                Some(netns) => write!(f, "ip -n {netns} "),
-                None => f.write_str("ip "),
+impl Command<'_> {
+    /// Appends the command to `out`, as it displays: piece by piece, without `core::fmt`
+    /// for the operations a plan has thousands of.
+    pub fn push_to(&self, out: &mut String) {
+        let netns_ip = |out: &mut String, netns: &Option<Name>| match netns {
+            Some(netns) => {
+                out.push_str("ip -n ");
+                out.push_str(netns);
+                out.push(' ');
             }
-        }
-    }
-    Ip(netns)
-}
-
-/// `ETC_DIR/NETNS/FILE`, as `Path::join` would make it, written without making it.
-struct EtcPath<'a> {
-    etc_dir: &'a Path,
-    netns: &'a str,
-    file: &'a EtcFile,
-}
-
-impl fmt::Display for EtcPath<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dir = self.etc_dir.as_os_str();
-        let separator = if dir.is_empty() || dir.as_encoded_bytes().ends_with(b"/") {
-            ""
-        } else {
-            "/"
-        };
-        write!(
-            f,
-            "{}{separator}{}/{}",
-            self.etc_dir.display(),
-            self.netns,
-            self.file
-        )
-    }
-}
-
-impl fmt::Display for Command<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = |netns, file| EtcPath {
-            etc_dir: self.etc_dir,
-            netns,
-            file,
+            None => out.push_str("ip "),
         };
         match self.op {
-            Op::AddNetns { netns } => write!(f, "ip netns add {netns}"),
-            Op::DelNetns { netns, .. } => write!(f, "ip netns del {netns}"),
-            Op::AddBridge { bridge, mtu } => write!(f, "ip link add {bridge} mtu {mtu} type bridge"),
+            Op::AddNetns { netns } => {
+                out.push_str("ip netns add ");
+                out.push_str(netns);
+            }
+            Op::DelNetns { netns, .. } => {
+                out.push_str("ip netns del ");
+                out.push_str(netns);
+            }
             Op::AddVeth {
                 link,
                 peer,
                 netns,
                 mtu,
                 mac,
-            } => write!(
-                f,
-                "ip link add {link} mtu {mtu} type veth peer name {peer} address {mac} netns {netns}"
-            ),
+            } => {
+                out.push_str("ip link add ");
+                out.push_str(link);
+                out.push_str(" mtu ");
+                push_number(out, (*mtu).into());
+                out.push_str(" type veth peer name ");
+                out.push_str(peer);
+                out.push_str(" address ");
+                push_mac(out, *mac);
+                out.push_str(" netns ");
+                out.push_str(netns);
+            }
+            Op::DelLink { netns, link } => {
+                netns_ip(out, netns);
+                out.push_str("link del ");
+                out.push_str(link);
+            }
+            Op::SetMaster { link, master } => {
+                out.push_str("ip link set ");
+                out.push_str(link);
+                out.push_str(" master ");
+                out.push_str(master);
+            }
+            Op::LinkUp { netns, link } | Op::LinkDown { netns, link } => {
+                netns_ip(out, netns);
+                out.push_str("link set ");
+                out.push_str(link);
+                out.push_str(if matches!(self.op, Op::LinkUp { .. }) {
+                    " up"
+                } else {
+                    " down"
+                });
+            }
+            Op::AddAddress { netns, link, address } | Op::DelAddress { netns, link, address } => {
+                netns_ip(out, netns);
+                out.push_str(if matches!(self.op, Op::AddAddress { .. }) {
+                    "addr add "
+                } else {
+                    "addr del "
+                });
+                push_network(out, *address);
+                out.push_str(" dev ");
+                out.push_str(link);
+            }
+            Op::AddRoute { netns, gateway, link } | Op::DelRoute { netns, gateway, link } => {
+                // `ip -6` for an IPv6 route, as `ip` wants it said.
+                out.push_str(if gateway.is_ipv6() { "ip -6 -n " } else { "ip -n " });
+                out.push_str(netns);
+                out.push_str(if matches!(self.op, Op::AddRoute { .. }) {
+                    " route add"
+                } else {
+                    " route del"
+                });
+                out.push_str(" default via ");
+                push_ip(out, *gateway);
+                out.push_str(" dev ");
+                out.push_str(link);
+            }
+            Op::WriteFile { netns, file, content } => {
+                out.push_str("write ");
+                self.push_path(out, netns, file);
+                out.push_str(" (");
+                push_number(out, content.line_count() as u64);
+                out.push_str(" lines)");
+            }
+            Op::RemoveFile { netns, file } => {
+                out.push_str("rm ");
+                self.push_path(out, netns, file);
+            }
+            // Once or a few times in a plan: formatted.
+            Op::AddBridge { bridge, mtu } => {
+                let _ = write!(out, "ip link add {bridge} mtu {mtu} type bridge");
+            }
             Op::AddMacvlan {
                 link,
                 parent,
                 netns,
                 mtu,
                 mac,
-            } => write!(
-                f,
-                "ip link add link {parent} name {link} mtu {mtu} address {mac} netns {netns} type macvlan mode bridge"
-            ),
-            Op::DelLink { netns, link } => write!(f, "{}link del {link}", ip(netns)),
-            Op::SetMaster { link, master } => write!(f, "ip link set {link} master {master}"),
-            Op::NoMaster { link } => write!(f, "ip link set {link} nomaster"),
-            Op::LinkUp { netns, link } => write!(f, "{}link set {link} up", ip(netns)),
-            Op::LinkDown { netns, link } => write!(f, "{}link set {link} down", ip(netns)),
-            Op::AddAddress { netns, link, address } => write!(f, "{}addr add {address} dev {link}", ip(netns)),
-            Op::DelAddress { netns, link, address } => write!(f, "{}addr del {address} dev {link}", ip(netns)),
-            Op::AddRoute { netns, gateway, link } => {
-                write!(f, "ip{} -n {netns} route add default via {gateway} dev {link}", family(gateway))
+            } => {
+                let _ = write!(
+                    out,
+                    "ip link add link {parent} name {link} mtu {mtu} address {mac} netns {netns} type macvlan mode bridge"
+                );
             }
-            Op::DelRoute { netns, gateway, link } => {
-                write!(f, "ip{} -n {netns} route del default via {gateway} dev {link}", family(gateway))
+            Op::NoMaster { link } => {
+                let _ = write!(out, "ip link set {link} nomaster");
             }
-            Op::WriteFile { netns, file: name, content } => write!(
-                f,
-                "write {} ({} lines)",
-                file(netns, name),
-                content.line_count()
-            ),
-            Op::RemoveFile { netns, file: name } => write!(f, "rm {}", file(netns, name)),
-            Op::AddFirewall => write!(f, "nft add table {TABLE} (its chains, sets and maps)"),
-            Op::DelFirewall => write!(f, "nft delete table {TABLE}"),
-            Op::AddNftElement { set, element } => write!(f, "nft add element {TABLE} {set} {{ {element} }}"),
+            Op::AddFirewall => {
+                let _ = write!(out, "nft add table {TABLE} (its chains, sets and maps)");
+            }
+            Op::DelFirewall => {
+                let _ = write!(out, "nft delete table {TABLE}");
+            }
+            Op::AddNftElement { set, element } => {
+                let _ = write!(out, "nft add element {TABLE} {set} {{ {element} }}");
+            }
             Op::DelNftElement { set, element } => {
-                write!(f, "nft delete element {TABLE} {set} {{ {} }}", set.key(element))
+                let _ = write!(out, "nft delete element {TABLE} {set} {{ {} }}", set.key(element));
             }
-            Op::SetForwarding { on } => write!(f, "sysctl -w net.ipv4.ip_forward={}", u8::from(*on)),
+            Op::SetForwarding { on } => {
+                let _ = write!(out, "sysctl -w net.ipv4.ip_forward={}", u8::from(*on));
+            }
             Op::RouteLocalnet { link, on } => {
-                write!(f, "sysctl -w net.ipv4.conf.{link}.route_localnet={}", u8::from(*on))
+                let _ = write!(
+                    out,
+                    "sysctl -w net.ipv4.conf.{link}.route_localnet={}",
+                    u8::from(*on)
+                );
             }
         }
+    }
+
+    /// `ETC_DIR/NETNS/FILE`, as `Path::join` would make it, written without making it.
+    fn push_path(&self, out: &mut String, netns: &str, file: &EtcFile) {
+        let dir = self.etc_dir.as_os_str();
+        out.push_str(&dir.to_string_lossy());
+        if !(dir.is_empty() || dir.as_encoded_bytes().ends_with(b"/")) {
+            out.push('/');
+        }
+        out.push_str(netns);
+        out.push('/');
+        out.push_str(match file {
+            EtcFile::Hosts => "hosts",
+            EtcFile::ResolvConf => "resolv.conf",
+        });
+    }
+}
+
+impl fmt::Display for Command<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        self.push_to(&mut text);
+        f.write_str(&text)
     }
 }
 

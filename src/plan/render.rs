@@ -5,6 +5,7 @@ use std::path::Path;
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
+use super::words::push_number;
 use super::{summary, ChangeAction, Op, Plan};
 use crate::model::ObjectKind;
 use crate::syntax::{Location, Sources, Span};
@@ -63,6 +64,7 @@ pub fn write_human(
         writeln!(out, "\n{bold}Kernel operations:{bold:#}")?;
         let width = plan.steps.len().to_string().len();
         let mut last_cause = None;
+        let mut line = String::new();
         for (i, step) in plan.steps.iter().enumerate() {
             if step.cause != last_cause {
                 last_cause = step.cause;
@@ -76,7 +78,17 @@ pub fn write_human(
                 }
                 writeln!(out, "{dim:#}")?;
             }
-            writeln!(out, "  {:>width$}  {}", i + 1, step.op.command(etc_dir))?;
+            // `  {number:>width$}  {command}`, without `core::fmt`: a line per step.
+            line.clear();
+            line.push_str("  ");
+            push_number(&mut line, (i + 1) as u64);
+            for _ in line.len() - 2..width {
+                line.insert(2, ' ');
+            }
+            line.push_str("  ");
+            step.op.command(etc_dir).push_to(&mut line);
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
         }
     }
     writeln!(
