@@ -602,9 +602,13 @@ fn network_detail(n: &Network) -> String {
 }
 
 fn sandbox_detail(s: &Sandbox) -> String {
-    let mut detail = format!("mode {}", s.mode);
+    use std::fmt::Write;
+    // Pushed piece by piece: a plan of 10,000 sandboxes makes 10,000 of these.
+    let mut detail = String::with_capacity(48);
+    let _ = write!(detail, "mode {}", s.mode);
     if let Some(netns) = s.netns() {
-        detail.push_str(&format!(", netns {netns}"));
+        detail.push_str(", netns ");
+        detail.push_str(netns);
     }
     if !s.is_running() {
         detail.push_str(", stopped");
@@ -643,18 +647,27 @@ fn sandbox_change(old: &Sandbox, new: &Sandbox, before: &Kernel, after: &Kernel)
 }
 
 fn endpoint_detail(e: &Endpoint) -> String {
-    use std::fmt::Write;
-    // Written into one String: a plan of 10,000 endpoints makes 10,000 of these.
+    // Pushed piece by piece: a plan of 10,000 endpoints makes 10,000 of these.
     let mut detail = String::with_capacity(96);
-    let _ = match (&e.sandbox, &e.ifname) {
-        (Some(sandbox), Some(ifname)) => write!(detail, "{sandbox} {ifname} on {}", e.network),
-        _ => write!(detail, "on {}, not joined", e.network),
-    };
-    let _ = write!(detail, ", {}", e.ip);
-    if let Some(ip) = e.ipv6 {
-        let _ = write!(detail, " {ip}");
+    if let (Some(sandbox), Some(ifname)) = (&e.sandbox, &e.ifname) {
+        detail.push_str(sandbox);
+        detail.push(' ');
+        detail.push_str(ifname);
+        detail.push_str(" on ");
+        detail.push_str(&e.network);
+    } else {
+        detail.push_str("on ");
+        detail.push_str(&e.network);
+        detail.push_str(", not joined");
     }
-    let _ = write!(detail, ", mac {}", e.mac);
+    detail.push_str(", ");
+    words::push_ipv4(&mut detail, e.ip);
+    if let Some(ip) = e.ipv6 {
+        detail.push(' ');
+        words::push_ip(&mut detail, ip.into());
+    }
+    detail.push_str(", mac ");
+    words::push_mac(&mut detail, e.mac);
     for (i, alias) in e.aliases.iter().enumerate() {
         detail.push_str(if i == 0 { ", alias " } else { " " });
         detail.push_str(alias);
