@@ -45,5 +45,10 @@ pub fn veth_name(id: &str) -> String {
 
 /// The name of the endpoint `connect` makes when none is named: `SANDBOX.NETWORK`.
 pub fn endpoint_name(sandbox: &str, network: &str) -> String {
-    format!("{sandbox}.{network}")
+    // Not format!: a script of 10,000 sandboxes names 10,000 endpoints.
+    let mut name = String::with_capacity(sandbox.len() + 1 + network.len());
+    name.push_str(sandbox);
+    name.push('.');
+    name.push_str(network);
+    name
 }

@@ -319,10 +319,18 @@ impl<'m> Kernel<'m> {
 /// The first line of a sandbox's hosts file: cnm's mark, which tells `cnm gc` that the
 /// namespace of that name is one cnm made.
 fn hosts_mark(sandbox: &Sandbox) -> String {
-    format!(
-        "{HOSTS_MARK}{} {} (cnm writes this file)\n",
-        sandbox.name, sandbox.id
-    )
+    // Pushed, not formatted: one per sandbox. The file's own lines follow it.
+    let mut mark = String::with_capacity(256);
+    for piece in [
+        HOSTS_MARK,
+        &sandbox.name,
+        " ",
+        &sandbox.id,
+        " (cnm writes this file)\n",
+    ] {
+        mark.push_str(piece);
+    }
+    mark
 }
 
 const HOSTS_MARK: &str = "# cnm sandbox ";
