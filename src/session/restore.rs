@@ -13,6 +13,11 @@ impl Session {
     /// unless `deep`, inside the sandboxes' namespaces only whether they exist.
     pub fn drift(&mut self, deep: bool) -> Result<Vec<Missing>, Error> {
         let committed = self.committed()?;
+        if committed.networks.is_empty() && committed.sandboxes.is_empty() {
+            // Nothing committed, nothing to lack: the kernel is not read (reading the
+            // firewall starts `nft`, which a first `cnm plan` would wait for).
+            return Ok(Vec::new());
+        }
         let observed = Observed::read(&committed, &self.config.netns_dir, &self.config.etc_dir, deep)
             .map_err(|e| Error::Message(format!("cannot read the kernel: {e}")))?;
         Ok(drift::missing(&committed, &observed, &self.config.etc_dir))
