@@ -55,11 +55,18 @@ pub struct Checked {
 /// The statements behind the objects a script touched.
 #[derive(Debug, Default)]
 pub struct Causes {
-    /// The statement that made each object: its declaration, or for an endpoint the
+    /// By kind (networks, sandboxes, endpoints), then by name: one map entry per object,
+    /// since a script of thousands of objects asks about each of them several times.
+    by_kind: [FxHashMap<String, Statements>; 3],
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Statements {
+    /// The statement that made the object: its declaration, or for an endpoint the
     /// statement that joined it to its sandbox (which gives it its interface).
-    made: FxHashMap<ObjectKind, FxHashMap<String, Span>>,
-    /// The statement that last declared, changed or removed each object.
-    last: FxHashMap<ObjectKind, FxHashMap<String, Span>>,
+    made: Option<Span>,
+    /// The statement that last declared, changed or removed it.
+    last: Span,
 }
 
 impl Causes {
@@ -69,24 +76,32 @@ impl Causes {
 
     /// `span` makes the object (and is, so far, the last statement about it).
     pub fn made(&mut self, kind: ObjectKind, name: impl Into<String>, span: Span) {
-        let name = name.into();
-        self.made.entry(kind).or_default().insert(name.clone(), span);
-        self.last.entry(kind).or_default().insert(name, span);
+        let statements = Statements {
+            made: Some(span),
+            last: span,
+        };
+        self.by_kind[kind as usize].insert(name.into(), statements);
     }
 
     /// `span` changes or removes the object.
     pub fn changed(&mut self, kind: ObjectKind, name: impl Into<String>, span: Span) {
-        self.last.entry(kind).or_default().insert(name.into(), span);
+        self.by_kind[kind as usize]
+            .entry(name.into())
+            .and_modify(|statements| statements.last = span)
+            .or_insert(Statements {
+                made: None,
+                last: span,
+            });
     }
 
     /// The statement that made the object, if this script made it.
     pub fn maker(&self, kind: ObjectKind, name: &str) -> Option<Span> {
-        self.made.get(&kind)?.get(name).copied()
+        self.by_kind[kind as usize].get(name)?.made
     }
 
     /// The last statement of this script about the object.
     pub fn latest(&self, kind: ObjectKind, name: &str) -> Option<Span> {
-        self.last.get(&kind)?.get(name).copied()
+        Some(self.by_kind[kind as usize].get(name)?.last)
     }
 }
 
