@@ -367,8 +367,6 @@ fn push_hosts_lines(text: &mut String, endpoint: &Endpoint, name: &str) {
     }
 }
 
-/// Appends `ip` as its `Display` writes it (four decimal octets), without the
-/// formatting machinery, which costs several times more.
 fn v4(ip: std::net::Ipv4Addr, subnet: Ipv4Network) -> IpNetwork {
     IpNetwork::V4(Ipv4Network::new(ip, subnet.prefix()).expect("a valid prefix"))
 }

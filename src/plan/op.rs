@@ -251,6 +251,7 @@ impl Command<'_> {
     /// Appends the command to `out`, as it displays: piece by piece, without `core::fmt`
     /// for the operations a plan has thousands of.
     pub fn push_to(&self, out: &mut String) {
+        // `ip -n NETNS ` or `ip `.
         let netns_ip = |out: &mut String, netns: &Option<Name>| match netns {
             Some(netns) => {
                 out.push_str("ip -n ");

@@ -8,6 +8,7 @@ use ipnetwork::IpNetwork;
 
 use crate::model::Mac;
 
+/// Four decimal octets.
 pub fn push_ipv4(text: &mut String, ip: Ipv4Addr) {
     for (at, octet) in ip.octets().into_iter().enumerate() {
         if at > 0 {
@@ -23,6 +24,7 @@ pub fn push_ipv4(text: &mut String, ip: Ipv4Addr) {
     }
 }
 
+/// An IPv6 address is rare enough in a plan to be formatted.
 pub fn push_ip(text: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(ip) => push_ipv4(text, ip),
