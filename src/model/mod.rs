@@ -36,13 +36,19 @@ pub enum ObjectKind {
     Endpoint,
 }
 
-impl fmt::Display for ObjectKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
             ObjectKind::Network => "network",
             ObjectKind::Sandbox => "sandbox",
             ObjectKind::Endpoint => "endpoint",
-        })
+        }
+    }
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -1,5 +1,6 @@
 //! A plan as people read it (`cnm plan`) and as programs read it (`cnm plan --json`).
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anstyle::{AnsiColor, Style};
@@ -48,17 +49,30 @@ pub fn write_human(
         return writeln!(out, "{NO_CHANGES}");
     }
     writeln!(out, "cnm will make these changes:\n")?;
+    // `  {sign} {kind} {name} ({detail})`, painted; a line per object, so pushed
+    // rather than formatted (only the styles are, when there are any).
+    let mut line = String::new();
     for change in &plan.changes {
         let (sign, painted) = match change.action {
-            ChangeAction::Add => ('+', style(ADD)),
-            ChangeAction::Change => ('~', style(CHANGE)),
-            ChangeAction::Remove => ('-', style(REMOVE)),
+            ChangeAction::Add => ("+ ", style(ADD)),
+            ChangeAction::Change => ("~ ", style(CHANGE)),
+            ChangeAction::Remove => ("- ", style(REMOVE)),
         };
-        writeln!(
-            out,
-            "  {painted}{sign} {} {}{painted:#} {dim}({}){dim:#}",
-            change.kind, change.name, change.detail
-        )?;
+        line.clear();
+        line.push_str("  ");
+        push_style(&mut line, painted);
+        for piece in [sign, change.kind.as_str(), " ", &change.name] {
+            line.push_str(piece);
+        }
+        push_reset(&mut line, painted);
+        line.push(' ');
+        push_style(&mut line, dim);
+        for piece in ["(", &change.detail, ")"] {
+            line.push_str(piece);
+        }
+        push_reset(&mut line, dim);
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
     }
     if !plan.steps.is_empty() {
         writeln!(out, "\n{bold}Kernel operations:{bold:#}")?;
@@ -98,6 +112,20 @@ pub fn write_human(
         plan.count(ChangeAction::Change),
         plan.count(ChangeAction::Remove),
     )
+}
+
+/// The escape sequence that starts `style`; none for a plain style.
+fn push_style(line: &mut String, style: Style) {
+    if !style.is_plain() {
+        let _ = write!(line, "{}", style.render());
+    }
+}
+
+/// The escape sequence that ends `style`; none for a plain style.
+fn push_reset(line: &mut String, style: Style) {
+    if !style.is_plain() {
+        let _ = write!(line, "{}", style.render_reset());
+    }
 }
 
 /// The first line of a statement, as written.
