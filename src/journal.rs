@@ -1059,18 +1059,8 @@ pub fn committed_next(dir: &Path) -> Option<Model> {
 pub fn read_records(dir: &Path) -> Result<Vec<Record>, JournalError> {
     let path = dir.join(JOURNAL_FILE);
     let bytes = read_all(&path)?;
-    let mut records = Vec::new();
-    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
-    let last = lines.iter().rposition(|line| !blank(line));
-    for (i, line) in lines.iter().enumerate() {
-        if blank(line) {
-            continue;
-        }
-        if let Some(record) = parse_line(&path, line, i, Some(i) == last)? {
-            records.push(record);
-        }
-    }
-    Ok(records)
+    let records = parse_lines(&path, &bytes)?;
+    Ok(records.into_iter().map(|(record, _)| record).collect())
 }
 
 /// One journal line, read only for what `log` and `undo` need: the plans and models in
@@ -1096,8 +1086,12 @@ struct Summary {
     pending: Option<Vec<IgnoredAny>>,
 }
 
-/// The summaries of the lines of one journal file, each with the line it came from.
-fn summaries(path: &Path, bytes: &[u8]) -> Result<Vec<(Summary, usize)>, JournalError> {
+/// The lines of one journal file read as records or their summaries, each with the line
+/// it came from; blank lines skipped.
+fn parse_lines<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<(T, usize)>, JournalError> {
     let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     let last = lines.iter().rposition(|line| !blank(line));
     let mut found = Vec::new();
@@ -1105,8 +1099,8 @@ fn summaries(path: &Path, bytes: &[u8]) -> Result<Vec<(Summary, usize)>, Journal
         if blank(line) {
             continue;
         }
-        if let Some(summary) = parse_line(path, line, i, Some(i) == last)? {
-            found.push((summary, i));
+        if let Some(value) = parse_line(path, line, i, Some(i) == last)? {
+            found.push((value, i));
         }
     }
     Ok(found)
@@ -1126,7 +1120,7 @@ fn parse_line<T: serde::de::DeserializeOwned>(
     last: bool,
 ) -> Result<Option<T>, JournalError> {
     match serde_json::from_slice::<T>(line) {
-        Ok(summary) => Ok(Some(summary)),
+        Ok(value) => Ok(Some(value)),
         Err(_) if last => Ok(None),
         Err(error) => Err(JournalError::Corrupt {
             path: path.to_path_buf(),
@@ -1220,7 +1214,7 @@ pub fn undo_target(dir: &Path) -> Result<Option<(u64, Model)>, JournalError> {
     let mut undone = HashSet::new();
     for path in newest_first(dir) {
         let bytes = read_all(&path)?;
-        let lines = summaries(&path, &bytes)?;
+        let lines = parse_lines::<Summary>(&path, &bytes)?;
         for (line, at) in lines.into_iter().rev() {
             match (line.kind.as_str(), line.undoes) {
                 ("commit", _) => {
