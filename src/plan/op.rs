@@ -145,12 +145,18 @@ pub enum EtcFile {
     ResolvConf,
 }
 
-impl fmt::Display for EtcFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl EtcFile {
+    pub fn as_str(self) -> &'static str {
+        match self {
             EtcFile::Hosts => "hosts",
             EtcFile::ResolvConf => "resolv.conf",
-        })
+        }
+    }
+}
+
+impl fmt::Display for EtcFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -397,10 +403,7 @@ impl Command<'_> {
         }
         out.push_str(netns);
         out.push('/');
-        out.push_str(match file {
-            EtcFile::Hosts => "hosts",
-            EtcFile::ResolvConf => "resolv.conf",
-        });
+        out.push_str(file.as_str());
     }
 }
 
