@@ -62,9 +62,9 @@ DESCRIPTION
     hand-made interface takes the name of the last veth the plan creates), timed to
     its exit 1 after rolling back, with the rollback's own time as cnm reports it,
     then checked to have left the kernel, the etc directory and the state as they
-    were; `cnm plan` of PLAN_N sandboxes on 10
-    networks with no state (the front end alone); and how apply per sandbox grows from
-    the smallest N to the largest (1.00: linearly).
+    were; `cnm plan` of PLAN_N sandboxes on 10 networks with no state (the front end
+    alone), its output read through a pipe by `tail`, whose last line is checked; and
+    how apply per sandbox grows from the smallest N to the largest (1.00: linearly).
 
     Progress goes to standard error. The table also goes to RESULTS/scale-STAMP.txt and
     every single run's figure to RESULTS/scale-STAMP.tsv (columns: n, tool, what, run,
@@ -425,8 +425,15 @@ if [ -n "$PLAN_N" ]; then
             printf 'for i in 1..%d {\n    sandbox n%ds$i mode none\n    connect n%ds$i to net%d\n}\n' $((PLAN_N / 10)) "$k" "$k" "$k"
         done
     } > "$W/plan.cnm"
+    want="Plan: $((2 * PLAN_N + 10)) to add, 0 to change, 0 to remove."
     for ((r = 1; r <= RUNS; r++)); do
-        now; t0=$T; run 0 "cnm plan of $PLAN_N sandboxes" "$CNM" --state-dir "$D/no-state" plan "$W/plan.cnm"; now
+        # To a pipe, whose reader keeps the last line: the plan is read whole, not stored.
+        now; t0=$T
+        "$CNM" --state-dir "$D/no-state" plan "$W/plan.cnm" 2> "$OUT" | tail -n 1 > "$W/plan-end" ||
+            die "cnm plan of $PLAN_N sandboxes failed: $(tail -n 5 "$OUT")"
+        now
+        [ "$(cat "$W/plan-end")" = "$want" ] ||
+            die "cnm plan of $PLAN_N sandboxes ended with \"$(cat "$W/plan-end")\", not \"$want\""
         record "$PLAN_N" cnm plan "$r" $((T - t0))
         echo "scale.sh: plan of $PLAN_N sandboxes, run $r: $(tail -n 1 "$RAW" | cut -f5) ms" >&2
     done
