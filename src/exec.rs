@@ -352,8 +352,8 @@ fn roll_back(steps: &[&Step], vanishing: &mut Vanishing, backend: &mut dyn Backe
 /// its own costs the kernel a grace period (about 19 ms each: a rollback of 500
 /// sandboxes took 10 s). Also the host ends of the veths so left to the kernel, whose
 /// names stay taken until it has removed them.
-fn spared<'s>(steps: &[&'s Step]) -> (Vec<Vec<Op>>, Vec<Name>) {
-    let veth_netns: HashMap<&'s str, &'s str> = steps
+fn spared(steps: &[&Step]) -> (Vec<Vec<Op>>, Vec<Name>) {
+    let veth_netns: HashMap<&str, &str> = steps
         .iter()
         .filter_map(|s| match &s.op {
             Op::AddVeth { link, netns, .. } => Some((&**link, &**netns)),
@@ -362,7 +362,7 @@ fn spared<'s>(steps: &[&'s Step]) -> (Vec<Vec<Op>>, Vec<Name>) {
         .collect();
     // The namespace whose deletion takes an undo operation's object along, and whether
     // the operation deletes a veth's host end.
-    let in_netns = |op: &'s Op| -> Option<(&'s str, bool)> {
+    fn in_netns<'o>(op: &'o Op, veth_netns: &HashMap<&'o str, &'o str>) -> Option<(&'o str, bool)> {
         let host_end = |link: &str| veth_netns.get(link).copied();
         match op {
             Op::DelLink { netns: None, link } => host_end(link).map(|netns| (netns, true)),
@@ -381,11 +381,11 @@ fn spared<'s>(steps: &[&'s Step]) -> (Vec<Vec<Op>>, Vec<Name>) {
             | Op::DelRoute { netns, .. } => Some((&**netns, false)),
             _ => None,
         }
-    };
+    }
+    let undos: Vec<_> = steps.iter().rev().map(|s| s.undo_ops()).collect();
     // Where, in the order of undoing, each namespace is last deleted.
-    let ops = steps.iter().rev().flat_map(|s| &s.undo);
     let mut deleted: HashMap<&str, usize> = HashMap::new();
-    for (at, op) in ops.clone().enumerate() {
+    for (at, op) in undos.iter().flat_map(|ops| ops.iter()).enumerate() {
         if let Op::DelNetns { netns, .. } = op {
             deleted.insert(netns, at);
         }
@@ -393,10 +393,10 @@ fn spared<'s>(steps: &[&'s Step]) -> (Vec<Vec<Op>>, Vec<Name>) {
     let mut vanished = Vec::new();
     let mut at = 0;
     let mut lists = Vec::with_capacity(steps.len());
-    for step in steps.iter().rev() {
-        let mut list = Vec::with_capacity(step.undo.len());
-        for op in &step.undo {
-            match in_netns(op) {
+    for ops in &undos {
+        let mut list = Vec::with_capacity(ops.len());
+        for op in ops.iter() {
+            match in_netns(op, &veth_netns) {
                 Some((netns, host_end)) if deleted.get(netns).is_some_and(|&d| d > at) => {
                     if let (true, Op::DelLink { link, .. }) = (host_end, op) {
                         vanished.push(link.clone());
@@ -682,7 +682,7 @@ mod tests {
         .into_iter()
         .map(|op| Step {
             op,
-            undo: crate::plan::Undo::new(),
+            undo: crate::plan::Undo::Ops(Vec::new()),
             cause: None,
         })
         .collect();
@@ -749,13 +749,14 @@ mod tests {
                 links: Vec::new(),
             })
             .unwrap();
-        let undone = undo(std::iter::once(deletion.undo.as_slice()), &mut kernel);
+        let undone = undo(std::iter::once(&*deletion.undo_ops()), &mut kernel);
         assert!(undone.is_complete(), "{:?}", undone.refused);
         assert_eq!(kernel.snapshot(), before.snapshot());
 
         // A veth name held by a link nothing is removing stays refused.
         let mut kernel = before.clone();
-        let Some(Op::AddVeth { link, .. }) = deletion.undo.iter().find(|op| matches!(op, Op::AddVeth { .. }))
+        let deletion_undo = deletion.undo_ops();
+        let Some(Op::AddVeth { link, .. }) = deletion_undo.iter().find(|op| matches!(op, Op::AddVeth { .. }))
         else {
             unreachable!()
         };
@@ -772,7 +773,7 @@ mod tests {
                 mtu: 1500,
             })
             .unwrap();
-        let undone = undo(std::iter::once(deletion.undo.as_slice()), &mut kernel);
+        let undone = undo(std::iter::once(&*deletion.undo_ops()), &mut kernel);
         assert!(
             matches!(undone.refused[0].0, Op::AddVeth { .. }),
             "{:?}",

@@ -208,7 +208,7 @@ impl OpenTransaction {
             .iter()
             .map(|s| crate::plan::Step {
                 op: s.op.clone(),
-                undo: s.undo.iter().cloned().collect(),
+                undo: crate::plan::Undo::Ops(s.undo.clone()),
                 cause: None,
             })
             .collect()
@@ -521,7 +521,7 @@ impl Journal {
         let steps = plan
             .steps
             .iter()
-            .map(|s| JournalStep::recorded(&s.op, &s.undo, &rendered_before, &rendered_after))
+            .map(|s| JournalStep::recorded(&s.op, &s.undo_ops(), &rendered_before, &rendered_after))
             .collect();
         let record = Record::Begin {
             tx,
@@ -1328,7 +1328,7 @@ mod tests {
             steps: ops
                 .into_iter()
                 .map(|op| crate::plan::Step {
-                    undo: crate::plan::Undo::from_buf([op.inverse()]),
+                    undo: crate::plan::Undo::Inverse,
                     op,
                     cause: None,
                 })
@@ -1365,7 +1365,7 @@ mod tests {
         assert_eq!((open.tx, open.done), (1, 1));
         assert_eq!(open.pending, None);
         assert_eq!(
-            open.plan_steps()[2].undo.as_slice(),
+            *open.plan_steps()[2].undo_ops(),
             [Op::DelNetns {
                 netns: "C".into(),
                 links: Vec::new()
@@ -1403,7 +1403,9 @@ mod tests {
         // old contents back.
         let (second, plan) = planned(&format!("{two}sandbox c mode none\nconnect c to n\n"), &first);
         let writes = |steps: &[crate::plan::Step]| {
-            let ops = steps.iter().flat_map(|s| std::iter::once(&s.op).chain(&s.undo));
+            let ops = steps
+                .iter()
+                .flat_map(|s| std::iter::once(s.op.clone()).chain(s.undo_ops().into_owned()));
             ops.filter(|op| matches!(op, Op::WriteFile { .. })).count()
         };
         assert_eq!(
@@ -1419,12 +1421,15 @@ mod tests {
         );
         journal.step_done(tx, 0).unwrap();
         let open = journal.open_transaction().unwrap().unwrap();
-        let read_back: Vec<(Op, crate::plan::Undo)> =
-            open.plan_steps().into_iter().map(|s| (s.op, s.undo)).collect();
-        let planned: Vec<(Op, crate::plan::Undo)> = plan
+        let read_back: Vec<(Op, Vec<Op>)> = open
+            .plan_steps()
+            .iter()
+            .map(|s| (s.op.clone(), s.undo_ops().into_owned()))
+            .collect();
+        let planned: Vec<(Op, Vec<Op>)> = plan
             .steps
             .iter()
-            .map(|s| (s.op.clone(), s.undo.clone()))
+            .map(|s| (s.op.clone(), s.undo_ops().into_owned()))
             .collect();
         assert_eq!(read_back, planned);
         journal.recovered(tx, 1, Vec::new()).unwrap();

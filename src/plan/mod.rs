@@ -15,6 +15,7 @@ pub mod render;
 mod text;
 mod words;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
@@ -70,9 +71,31 @@ pub struct Step {
     pub cause: Option<Span>,
 }
 
-/// The operations that undo a step, in order. Most steps have one (see [`Op::inverse`]),
-/// kept in the step itself: a large plan has hundreds of thousands.
-pub type Undo = smallvec::SmallVec<[Op; 1]>;
+impl Step {
+    /// The operations that undo this step, in order.
+    pub fn undo_ops(&self) -> Cow<'_, [Op]> {
+        match &self.undo {
+            Undo::Inverse => Cow::Owned(vec![self.op.inverse()]),
+            Undo::Ops(ops) => Cow::Borrowed(ops),
+        }
+    }
+}
+
+/// What undoes a step.
+#[derive(Debug, Clone)]
+pub enum Undo {
+    /// Its operation's inverse (see [`Op::inverse`]), as for most steps. Worked out when
+    /// needed, not kept: a large plan has hundreds of thousands of steps.
+    Inverse,
+    /// These operations, in order.
+    Ops(Vec<Op>),
+}
+
+impl From<Vec<Op>> for Undo {
+    fn from(ops: Vec<Op>) -> Undo {
+        Undo::Ops(ops)
+    }
+}
 
 /// One object that the plan adds, changes or removes.
 #[derive(Debug)]
@@ -234,8 +257,7 @@ impl Planner<'_, '_> {
     /// Each op as a step undone by its inverse.
     fn create(&mut self, ops: Vec<Op>, cause: Option<Span>) {
         for op in ops {
-            let undo = Undo::from_buf([op.inverse()]);
-            self.step(op, undo, cause);
+            self.step(op, Undo::Inverse, cause);
         }
     }
 

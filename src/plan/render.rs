@@ -1,5 +1,6 @@
 //! A plan as people read it (`cnm plan`) and as programs read it (`cnm plan --json`).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -169,7 +170,14 @@ struct JsonStep<'a> {
 struct JsonOp<'a> {
     command: String,
     #[serde(flatten)]
-    op: &'a Op,
+    op: Cow<'a, Op>,
+}
+
+fn json_op<'a>(op: Cow<'a, Op>, etc_dir: &Path) -> JsonOp<'a> {
+    JsonOp {
+        command: op.command(etc_dir).to_string(),
+        op,
+    }
 }
 
 #[derive(Serialize)]
@@ -214,14 +222,13 @@ pub fn write_json(
                 index: i + 1,
                 command: step.op.command(etc_dir).to_string(),
                 op: &step.op,
-                undo: step
-                    .undo
-                    .iter()
-                    .map(|op| JsonOp {
-                        command: op.command(etc_dir).to_string(),
-                        op,
-                    })
-                    .collect(),
+                undo: match step.undo_ops() {
+                    Cow::Borrowed(ops) => ops.iter().map(|op| json_op(Cow::Borrowed(op), etc_dir)).collect(),
+                    Cow::Owned(ops) => ops
+                        .into_iter()
+                        .map(|op| json_op(Cow::Owned(op), etc_dir))
+                        .collect(),
+                },
                 source: step.cause.map(|span| {
                     let (file, location) = sources.position(span);
                     JsonSource {

@@ -60,7 +60,7 @@ impl Session {
         let steps = missing
             .into_iter()
             .map(|m| Step {
-                undo: Undo::from_buf([m.op.inverse()]),
+                undo: Undo::Inverse,
                 op: m.op,
                 cause: None,
             })
