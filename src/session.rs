@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use miette::MietteDiagnostic;
+use rustc_hash::FxHashSet;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::netlink::{self, NetlinkBackend};
@@ -645,7 +646,16 @@ impl Session {
         plan: &Plan,
         sources: &Sources,
     ) -> Result<(), Error> {
-        let created: Vec<&str> = plan
+        let running = |netns: &str| {
+            committed
+                .sandboxes
+                .get(netns)
+                .is_some_and(|s| s.is_running() && s.netns().is_some())
+        };
+        if !committed.sandboxes.keys().any(|name| running(name)) {
+            return Ok(());
+        }
+        let created: FxHashSet<&str> = plan
             .steps
             .iter()
             .filter_map(|s| match &s.op {
@@ -663,11 +673,7 @@ impl Session {
                 _ => None,
             };
             let Some(netns) = inside else { continue };
-            let was_running = committed
-                .sandboxes
-                .get(netns)
-                .is_some_and(|s| s.is_running() && s.netns().is_some());
-            if was_running && !created.contains(&netns) && !self.netns_exists(netns) {
+            if running(netns) && !created.contains(netns) && !self.netns_exists(netns) {
                 let message = format!(
                     "sandbox {netns} is dead: its namespace {} vanished outside cnm",
                     self.config.netns_dir.join(netns).display()
