@@ -63,8 +63,9 @@ DESCRIPTION
     its exit 1 after rolling back, with the rollback's own time as cnm reports it,
     then checked to have left the kernel, the etc directory and the state as they
     were; `cnm plan` of PLAN_N sandboxes on 10 networks with no state (the front end
-    alone), its output read through a pipe by `tail`, whose last line is checked; and
-    how apply per sandbox grows from the smallest N to the largest (1.00: linearly).
+    alone; after one run not counted), its output read through a pipe by `tail`, whose
+    last line is checked; and how apply per sandbox grows from the smallest N to the
+    largest (1.00: linearly).
 
     Progress goes to standard error. The table also goes to RESULTS/scale-STAMP.txt and
     every single run's figure to RESULTS/scale-STAMP.tsv (columns: n, tool, what, run,
@@ -426,6 +427,9 @@ if [ -n "$PLAN_N" ]; then
         done
     } > "$W/plan.cnm"
     want="Plan: $((2 * PLAN_N + 10)) to add, 0 to change, 0 to remove."
+    # One run first, not counted, as hyperfine's warm-up: the first took up to twice as long.
+    "$CNM" --state-dir "$D/no-state" plan "$W/plan.cnm" > /dev/null 2> "$OUT" ||
+        die "cnm plan of $PLAN_N sandboxes failed: $(tail -n 5 "$OUT")"
     for ((r = 1; r <= RUNS; r++)); do
         # To a pipe, whose reader keeps the last line: the plan is read whole, not stored.
         now; t0=$T
