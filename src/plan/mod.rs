@@ -3,7 +3,7 @@
 //! the operations that undo it. Pure and deterministic: the same two models always give
 //! the same plan, byte for byte.
 //!
-//! Order: what goes away first (endpoints, files, sandboxes, networks), then what
+//! Order: what goes away first (endpoints, sandboxes, files, networks), then what
 //! comes (networks, sandboxes, endpoints, files), each in model order. A sandbox's
 //! namespace is deleted whole: the veths inside go with it, so they get no steps of
 //! their own, and the namespace's undo recreates them.
@@ -299,25 +299,6 @@ impl Planner<'_, '_> {
             self.step(delete_link(old, &old_ops), old_ops, cause);
         }
         for old in before.model.sandboxes.values() {
-            let new = after.model.sandboxes.get(&old.name);
-            let new_files = new.map_or_else(Vec::new, |s| after.files(s));
-            for (file, content) in before.files(old) {
-                if !new_files.iter().any(|(f, _)| *f == file) {
-                    let netns = Name::from(old.name.as_str());
-                    let undo = vec![Op::WriteFile {
-                        netns: netns.clone(),
-                        file,
-                        content,
-                    }];
-                    self.step(
-                        Op::RemoveFile { netns, file },
-                        undo,
-                        self.cause(ObjectKind::Sandbox, &old.name),
-                    );
-                }
-            }
-        }
-        for old in before.model.sandboxes.values() {
             let old_ops = before.sandbox_ops(old);
             let new_ops = after
                 .model
@@ -340,6 +321,27 @@ impl Planner<'_, '_> {
             let netns = Name::from(old.netns().expect("a sandbox with ops has a namespace"));
             let cause = self.cause(ObjectKind::Sandbox, &old.name);
             self.step(Op::DelNetns { netns, links }, undo, cause);
+        }
+        // After the namespaces: the kernel cleans them up in the background while the
+        // files go (a destroy of 500 sandboxes spent ~0.1 s on files before the first).
+        for old in before.model.sandboxes.values() {
+            let new = after.model.sandboxes.get(&old.name);
+            let new_files = new.map_or_else(Vec::new, |s| after.files(s));
+            for (file, content) in before.files(old) {
+                if !new_files.iter().any(|(f, _)| *f == file) {
+                    let netns = Name::from(old.name.as_str());
+                    let undo = vec![Op::WriteFile {
+                        netns: netns.clone(),
+                        file,
+                        content,
+                    }];
+                    self.step(
+                        Op::RemoveFile { netns, file },
+                        undo,
+                        self.cause(ObjectKind::Sandbox, &old.name),
+                    );
+                }
+            }
         }
         for old in before.model.networks.values() {
             let old_ops = before.network_ops(old);
