@@ -8,10 +8,10 @@ fn main() -> std::process::ExitCode {
 }
 
 // No transparent huge pages until the command asks for them (`cnm::cli` does for
-// `check` and `plan`). This runs before `main`, as the C runtime starts the process:
-// the runtime's first allocations already fault in the allocator's memory, and on huge
-// pages they would add 3.5 MB to every command (an apply of 1,000 sandboxes: 28 -> 31
-// MB). An old kernel that cannot do this only costs that memory.
+// `check`, `plan`, `exec` and `shell`). This runs before `main`, as the C runtime
+// starts the process: the runtime's first allocations already fault in the allocator's
+// memory, and on huge pages they would add 3.5 MB to every command (an apply of 1,000
+// sandboxes: 28 -> 31 MB). An old kernel that cannot do this only costs that memory.
 #[used]
 #[link_section = ".init_array"]
 static NO_HUGE_PAGES_YET: extern "C" fn() = {

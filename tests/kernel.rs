@@ -716,6 +716,33 @@ fn isolated_session_applies_and_proves_packets_flow() {
     assert!(!Path::new("/run/netns/web1").exists());
 }
 
+/// cnm runs without transparent huge pages (they cost an apply memory), a setting
+/// that children inherit; the programs it runs for the user get the system's own.
+#[test]
+fn programs_run_by_cnm_are_not_denied_huge_pages() {
+    let out = Command::new(CNM)
+        .args(["--isolated", "shell", "--", "sh", "-c"])
+        .arg(format!(
+            "grep THP_enabled /proc/self/status && {CNM} apply scripts/seed.cnm >/dev/null && \
+             {CNM} exec A -- grep THP_enabled /proc/self/status"
+        ))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        ["THP_enabled:\t1", "THP_enabled:\t1"],
+        "in cnm shell, then in cnm exec"
+    );
+}
+
 #[test]
 fn a_dead_sandbox_refuses_with_a_clear_error() {
     in_namespaces("a_dead_sandbox_refuses_with_a_clear_error", |env| {

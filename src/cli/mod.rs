@@ -402,7 +402,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
-    huge_pages_for_the_front_end(cli.command.as_ref());
+    huge_pages_where_they_pay(cli.command.as_ref());
     let mut settings = Settings {
         state_dir: cli.state_dir,
         netns_dir: cli.netns_dir,
@@ -479,9 +479,14 @@ pub fn main() -> ExitCode {
 /// Transparent huge pages, which the allocator asks for, take a quarter off `cnm plan`
 /// of 10,000 sandboxes (most of it page faults) but would add megabytes to every
 /// command, a tenth of an apply's memory. The process starts without them (see
-/// main.rs); `check` and `plan`, which build their model, print and exit, turn them on.
-fn huge_pages_for_the_front_end(command: Option<&Command>) {
-    if matches!(command, Some(Command::Check { .. } | Command::Plan { .. })) {
+/// main.rs); `check` and `plan`, which build their model, print and exit, turn them on,
+/// and so do `exec` and `shell`, whose programs would otherwise inherit their being off.
+fn huge_pages_where_they_pay(command: Option<&Command>) {
+    let pays = matches!(
+        command,
+        Some(Command::Check { .. } | Command::Plan { .. } | Command::Exec { .. } | Command::Shell { .. })
+    );
+    if pays {
         let _ = nix::sys::prctl::set_thp_disable(false);
     }
 }
