@@ -688,24 +688,30 @@ fn bad_environments_are_one_clear_error() {
     });
 }
 
-/// README's main job: any user, no root, nothing outside changes.
-#[test]
-fn isolated_session_applies_and_proves_packets_flow() {
-    let etc_before = std::fs::read_dir("/etc").unwrap().count();
+/// The output of a shell script run in `cnm --isolated shell`, from the repository's
+/// directory; the script must succeed.
+fn isolated_shell(script: &str) -> String {
     let out = Command::new(CNM)
-        .args(["--isolated", "shell", "--", "sh", "-c"])
-        .arg(format!(
-            "{CNM} apply scripts/seed.cnm >/dev/null && {CNM} show && {CNM} exec A -- ping -c1 -W1 10.1.0.3"
-        ))
+        .args(["--isolated", "shell", "--", "sh", "-c", script])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    text
+}
+
+/// README's main job: any user, no root, nothing outside changes.
+#[test]
+fn isolated_session_applies_and_proves_packets_flow() {
+    let etc_before = std::fs::read_dir("/etc").unwrap().count();
+    let text = isolated_shell(&format!(
+        "{CNM} apply scripts/seed.cnm >/dev/null && {CNM} show && {CNM} exec A -- ping -c1 -W1 10.1.0.3"
+    ));
     assert!(text.contains("A.backend"), "{text}");
     assert!(text.contains("1 received"), "{text}");
     assert_eq!(
@@ -720,21 +726,10 @@ fn isolated_session_applies_and_proves_packets_flow() {
 /// that children inherit; the programs it runs for the user get the system's own.
 #[test]
 fn programs_run_by_cnm_are_not_denied_huge_pages() {
-    let out = Command::new(CNM)
-        .args(["--isolated", "shell", "--", "sh", "-c"])
-        .arg(format!(
-            "grep THP_enabled /proc/self/status && {CNM} apply scripts/seed.cnm >/dev/null && \
-             {CNM} exec A -- grep THP_enabled /proc/self/status"
-        ))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = isolated_shell(&format!(
+        "grep THP_enabled /proc/self/status && {CNM} apply scripts/seed.cnm >/dev/null && \
+         {CNM} exec A -- grep THP_enabled /proc/self/status"
+    ));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines,
