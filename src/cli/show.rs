@@ -38,7 +38,7 @@ fn table(rows: &[Vec<String>]) -> String {
 pub fn show(settings: &Settings) -> Result<ExitCode, Failure> {
     let model = committed_state(settings)?;
     let mut out = String::new();
-    if model.networks.is_empty() && model.sandboxes.is_empty() {
+    if model.has_nothing() {
         out.push_str("Nothing applied yet.\n");
     }
     if !model.networks.is_empty() {

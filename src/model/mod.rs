@@ -263,6 +263,11 @@ impl Model {
         }
     }
 
+    /// Whether the model has no network and no sandbox (and so no endpoint either).
+    pub fn has_nothing(&self) -> bool {
+        self.networks.is_empty() && self.sandboxes.is_empty()
+    }
+
     /// The endpoints on a network.
     pub fn endpoints_on<'a>(&'a self, network: &'a str) -> impl Iterator<Item = &'a Endpoint> + 'a {
         self.endpoints.values().filter(move |e| e.network == network)

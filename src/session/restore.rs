@@ -13,7 +13,7 @@ impl Session {
     /// unless `deep`, inside the sandboxes' namespaces only whether they exist.
     pub fn drift(&mut self, deep: bool) -> Result<Vec<Missing>, Error> {
         let committed = self.committed()?;
-        if committed.networks.is_empty() && committed.sandboxes.is_empty() {
+        if committed.has_nothing() {
             // Nothing committed, nothing to lack: the kernel is not read (reading the
             // firewall starts `nft`, which a first `cnm plan` would wait for).
             return Ok(Vec::new());
