@@ -790,6 +790,8 @@ fn connect(runtime: &Runtime, socket: Socket) -> (Handle, JoinHandle<()>) {
     let (mut connection, handle, _) = rtnetlink::from_socket(socket);
     // Acknowledgements reach the request: only they say that it was carried out.
     connection.set_forward_ack(true);
+    // And the end of a dump: only it says that the listing is whole.
+    connection.set_forward_done(true);
     (handle, runtime.spawn(connection))
 }
 
@@ -908,26 +910,35 @@ impl Backend for NetlinkBackend {
     fn settle(&mut self, links: &[Name]) -> Result<(), KernelError> {
         let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
         let mut left: Vec<&str> = links.iter().map(|link| &**link).collect();
-        while let Some(link) = left.last() {
+        while !left.is_empty() {
             let host = self.host()?;
-            match self.block(rtnl::link_index(host, link)) {
-                Err(nack) if nack.errno == Errno::ENODEV => {
-                    left.pop();
+            // One name: one lookup. More: one listing of all links rather than a lookup
+            // each (the 500 veths of a destroy: 16 ms of lookups, traced).
+            if let [link] = left[..] {
+                if let Err(nack) = self.block(rtnl::link_index(host, link)) {
+                    if nack.errno == Errno::ENODEV {
+                        left.clear();
+                    }
                 }
-                _ if std::time::Instant::now() >= deadline => {
-                    return Err(KernelError::other(format!(
-                        "the kernel has not removed {} of deleted namespaces after {} s: {}",
-                        if left.len() == 1 {
-                            "an interface"
-                        } else {
-                            "interfaces"
-                        },
-                        SETTLE_TIMEOUT.as_secs(),
-                        left.join(", ")
-                    )));
-                }
-                _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+            } else if let Ok(names) = self.block(rtnl::link_names(host)) {
+                left.retain(|link| names.contains(*link));
             }
+            if left.is_empty() {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(KernelError::other(format!(
+                    "the kernel has not removed {} of deleted namespaces after {} s: {}",
+                    if left.len() == 1 {
+                        "an interface"
+                    } else {
+                        "interfaces"
+                    },
+                    SETTLE_TIMEOUT.as_secs(),
+                    left.join(", ")
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use ipnetwork::IpNetwork;
 use nix::errno::Errno;
 use rtnetlink::packet_core::{
     ErrorMessage, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE,
-    NLM_F_EXCL, NLM_F_REQUEST,
+    NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
@@ -24,6 +24,7 @@ use rtnetlink::packet_route::route::{
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::Handle;
+use rustc_hash::FxHashSet;
 
 /// A refused request: the kernel's errno and, when it gave one, its explanation (the
 /// extended acknowledgement's message). Or a request that got no answer at all
@@ -182,6 +183,42 @@ pub async fn link_index(mut handle: Handle, name: &str) -> Result<u32, Nack> {
         }
         // The kernel answers a lookup with the link or with ENODEV: nothing at all means
         // the connection ended, and nothing is known about the link.
+        Err(Nack::unanswered())
+    };
+    within(ANSWER_WAIT, answer).await
+}
+
+/// The names of all links in the handle's namespace, now (one dump).
+pub async fn link_names(mut handle: Handle) -> Result<FxHashSet<String>, Nack> {
+    let mut message = LinkMessage::default();
+    message
+        .attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    let mut request = NetlinkMessage::from(RouteNetlinkMessage::GetLink(message));
+    request.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    request.finalize();
+    let responses = handle.request(request).map_err(|_| Errno::ENOTCONN)?;
+    let answer = async {
+        let mut names = FxHashSet::default();
+        let mut responses = std::pin::pin!(responses);
+        while let Some(response) = responses.next().await {
+            match response.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                    names.extend(link.attributes.into_iter().filter_map(|a| match a {
+                        LinkAttribute::IfName(name) => Some(name),
+                        _ => None,
+                    }));
+                }
+                NetlinkPayload::Done(_) => return Ok(names),
+                NetlinkPayload::Error(error) => {
+                    if let Some(nack) = Nack::of(response.header.flags, &error) {
+                        return Err(nack);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Ended before the end of the dump: the list is not whole.
         Err(Nack::unanswered())
     };
     within(ANSWER_WAIT, answer).await
