@@ -324,3 +324,23 @@ fn a_host_that_forwards_is_left_as_it_is() {
         [false; 0]
     );
 }
+
+/// A destroy deletes the namespaces, then the firewall, then the bridges, and turns
+/// forwarding off last: deleting a bridge waits for the kernel to clean up the deleted
+/// namespaces, and until it has, the kernel has a writer to ip_forward try again and
+/// again (a CPU busy beside the cleanup), while the firewall need not wait at all.
+#[test]
+fn a_destroy_turns_forwarding_off_after_the_bridges_and_the_firewall_before() {
+    let state = StateDir::new();
+    let mut session = session_forwarding(&state, false);
+    applied_plan(
+        &mut session,
+        "network n subnet 10.9.0.0/24\nsandbox a mode none\nconnect a to n\n",
+    );
+    let plan = session.destroy(&mut Quiet).unwrap().plan;
+    let at = |wanted: fn(&Op) -> bool| plan.steps.iter().position(|s| wanted(&s.op)).unwrap();
+    let bridge = at(|op| matches!(op, Op::DelLink { netns: None, .. }));
+    assert!(at(|op| matches!(op, Op::DelNetns { .. })) < bridge);
+    assert!(at(|op| matches!(op, Op::DelFirewall)) < bridge);
+    assert!(at(|op| matches!(op, Op::SetForwarding { on: false })) > bridge);
+}

@@ -140,6 +140,7 @@ pub fn between(committed: &Model, desired: &Model, causes: &Causes) -> Plan {
     };
     planner.removals();
     planner.firewall();
+    planner.network_removals();
     planner.additions();
     Plan {
         changes: changes(committed, desired, &before, &after),
@@ -344,6 +345,13 @@ impl Planner<'_, '_> {
                 }
             }
         }
+    }
+
+    /// The bridges last, after the firewall's changes: deleting a bridge waits for the
+    /// kernel to finish cleaning up the namespaces deleted before it (in a destroy of
+    /// 500 sandboxes, 0.2 s), and the firewall's changes need not wait with it.
+    fn network_removals(&mut self) {
+        let (before, after) = (self.before, self.after);
         for old in before.model.networks.values() {
             let old_ops = before.network_ops(old);
             let new_ops = after
@@ -361,18 +369,11 @@ impl Planner<'_, '_> {
             };
             self.step(op, old_ops, self.cause(ObjectKind::Network, &old.name));
         }
-    }
-
-    /// The firewall's changes, between the removals and the additions: isolation is in
-    /// place before a new bridge exists, and forwarding goes on only once it is.
-    fn firewall(&mut self) {
-        let old = firewall::elements(self.before);
-        let new = firewall::elements(self.after);
-        let (was_on, on) = (
-            self.before.model.ip_forward_enabled,
-            self.after.model.ip_forward_enabled,
-        );
-        if was_on && !on {
+        // Forwarding goes off once the bridges are gone, when the kernel has cleaned up:
+        // it takes a write to ip_forward only while no one else holds its lock, and until
+        // then has the writer try again at once, a CPU busy the whole time (0.4 s beside
+        // the cleanup of 500 namespaces).
+        if before.model.ip_forward_enabled && !after.model.ip_forward_enabled {
             let cause = self.removed_network_cause();
             self.step(
                 Op::SetForwarding { on: false },
@@ -380,6 +381,14 @@ impl Planner<'_, '_> {
                 cause,
             );
         }
+    }
+
+    /// The firewall's changes, between the removals and the additions: isolation is in
+    /// place before a new bridge exists, and forwarding goes on only once it is. An old
+    /// bridge has lost its sandboxes by then.
+    fn firewall(&mut self) {
+        let old = firewall::elements(self.before);
+        let new = firewall::elements(self.after);
         let add = |element: &firewall::Element| Op::AddNftElement {
             set: element.set,
             element: element.text.clone(),
@@ -423,6 +432,10 @@ impl Planner<'_, '_> {
             };
             self.create(vec![add(element)], cause);
         }
+        let (was_on, on) = (
+            self.before.model.ip_forward_enabled,
+            self.after.model.ip_forward_enabled,
+        );
         if on && !was_on {
             let opened = self.after.model.networks.values().find(|n| {
                 !self.before.model.networks.contains_key(&n.name) && firewall::needs_forwarding_for(n)
