@@ -78,7 +78,7 @@ fn plan_prints_operations_and_a_summary() {
     let text = stdout(&out);
     assert!(text.contains("+ network backend"), "{text}");
     assert!(
-        text.contains("ip link add cnm-backend mtu 1500 type bridge"),
+        text.contains("ip link add cnm-backend mtu 1500 type bridge mcast_snooping 0"),
         "{text}"
     );
     assert!(text.contains("ip netns add A"), "{text}");
@@ -154,7 +154,10 @@ fn json_plan_is_versioned_and_points_at_the_source() {
         .find(|s| s["op"] == "add_bridge")
         .unwrap();
     assert_eq!(bridge["bridge"], "cnm-backend");
-    assert_eq!(bridge["command"], "ip link add cnm-backend mtu 1500 type bridge");
+    assert_eq!(
+        bridge["command"],
+        "ip link add cnm-backend mtu 1500 type bridge mcast_snooping 0"
+    );
     assert_eq!(bridge["undo"][0]["op"], "del_link");
     assert_eq!(bridge["source"]["line"], 2);
     assert_eq!(plan["changes"][0]["action"], "add");

@@ -1729,7 +1729,8 @@ fn status_names_drift_and_restore_makes_it_again() {
         assert_eq!(out.status.code(), Some(2));
         let status = String::from_utf8_lossy(&out.stdout);
         for line in [
-            "network bridge:\n  missing: ip link add cnm0 mtu 1500 type bridge\n".to_string(),
+            "network bridge:\n  missing: ip link add cnm0 mtu 1500 type bridge mcast_snooping 0\n"
+                .to_string(),
             "sandbox C:\n  missing: ip netns add C\n".to_string(),
             format!("endpoint A.backend:\n  missing: ip link add {a_end} mtu 1500 type veth"),
             "endpoint B.frontend:\n  missing: ip -n B addr add 10.2.0.1/24 dev eth1\n".to_string(),

@@ -286,6 +286,7 @@ fn topology_reads_back_with_iproute2_and_passes_packets() {
         let bridge = link(None, BRIDGE).expect("the bridge exists");
         assert_eq!(bridge["address"], mac);
         assert_eq!(bridge["linkinfo"]["info_kind"], "bridge");
+        assert_eq!(bridge["linkinfo"]["info_data"]["mcast_snooping"], 0);
         assert_eq!(bridge["mtu"], MTU);
         assert!(has_flag(&bridge, "UP"));
         let gateway = addresses(None, BRIDGE);
@@ -340,6 +341,25 @@ fn topology_reads_back_with_iproute2_and_passes_packets() {
         assert!(ping("sb", "10.77.0.2"), "sb cannot reach sa");
         assert!(ping("sa", "10.77.0.1"), "sa cannot reach the gateway");
         assert!(ping("sb", "fd77::2"), "sb cannot reach sa over IPv6");
+        // Multicast reaches every sandbox on the bridge: sb, told to answer pings to a
+        // group, answers sa's ping to all hosts.
+        let answer_groups = Command::new("nsenter")
+            .arg(format!("--net={NETNS_DIR}/sb"))
+            .args([
+                "sh",
+                "-c",
+                "echo 0 > /proc/sys/net/ipv4/icmp_echo_ignore_broadcasts",
+            ])
+            .status()
+            .unwrap();
+        assert!(answer_groups.success());
+        let group_ping = Command::new("nsenter")
+            .arg(format!("--net={NETNS_DIR}/sa"))
+            .args(["ping", "-c1", "-W2", "-n", "-I", "eth0", "224.0.0.1"])
+            .output()
+            .unwrap();
+        let replies = String::from_utf8_lossy(&group_ping.stdout);
+        assert!(replies.contains("from 10.77.0.3:"), "{replies}");
 
         // Teardown leaves nothing.
         for netns in ["sa", "sb"] {

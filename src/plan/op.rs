@@ -352,7 +352,7 @@ impl Command<'_> {
             }
             // Once or a few times in a plan: formatted.
             Op::AddBridge { bridge, mtu } => {
-                let _ = write!(out, "ip link add {bridge} mtu {mtu} type bridge");
+                let _ = write!(out, "ip link add {bridge} mtu {mtu} type bridge mcast_snooping 0");
             }
             Op::AddMacvlan {
                 link,

@@ -16,8 +16,8 @@ use rtnetlink::packet_core::{
 };
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoMacVlan, InfoVeth, LinkAttribute,
-    LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridge, InfoData, InfoKind, InfoMacVlan, InfoVeth,
+    LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -224,14 +224,16 @@ pub async fn link_names(mut handle: Handle) -> Result<FxHashSet<String>, Nack> {
     within(ANSWER_WAIT, answer).await
 }
 
-/// `ip link add NAME mtu MTU address MAC type bridge`
+/// `ip link add NAME mtu MTU address MAC type bridge mcast_snooping 0`: multicast goes to
+/// every port (see README), and no port change restarts a timer on every port.
 pub async fn add_bridge(mut handle: Handle, name: &str, mtu: u32, mac: Vec<u8>) -> Result<(), Nack> {
     let mut message = named(name);
     message.attributes.push(LinkAttribute::Mtu(mtu));
     message.attributes.push(LinkAttribute::Address(mac));
-    message
-        .attributes
-        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
+    message.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Bridge),
+        LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::MulticastSnooping(false)])),
+    ]));
     ack(
         &mut handle,
         RouteNetlinkMessage::NewLink(message),
