@@ -23,7 +23,8 @@
 # runs iptables tens of times per sandbox). ip -batch and CNI: nothing more.
 #
 # Paths as users have them: namespaces on tmpfs (/run/netns); cnm's state and etc
-# directories on a disk (a fresh directory under target/, never tmpfs). cnm runs in two
+# directories on a disk (a fresh directory under target/, never tmpfs; the etc directory
+# made by cnm's first apply, as /etc/netns is where nothing has made it). cnm runs in two
 # variants: "fresh" (an empty state directory for every run) and "history" (a state
 # directory that has been through ten apply/destroy cycles of the same script first).
 # Every command's stdout and stderr go to a pipe, as in CI, and the whole command is
@@ -53,7 +54,9 @@ DESCRIPTION
     `cnm destroy`, with an empty state directory ("cnm fresh") and with one that has
     been through ten apply/destroy cycles of the same script ("cnm history"). The runs
     of the tools are interleaved. Everything happens in a throwaway user, network and
-    mount namespace; cnm's state and etc directories are on a disk, under target/.
+    mount namespace; cnm's state and etc directories are on a disk, under target/
+    (the etc directory made by cnm's first apply, as /etc/netns is on a host where
+    nothing has made it).
 
     It prints, per N and tool, the medians of apply and of destroy until the kernel
     has removed every veth and namespace, apply per sandbox, and the ratios cnm / peer
@@ -163,8 +166,8 @@ trap 'exit 130' INT TERM
 FS=$(stat -f -c %T "$D")
 case $FS in tmpfs | ramfs) die "$D is on $FS: set BENCH_DIR to a directory on a disk" ;; esac
 export CNM_NETNS_DIR=/run/netns CNM_ETC_DIR=$D/etc
+# Made by cnm on its first apply, as /etc/netns is on a host where nothing has made it.
 ETC=$D/etc
-mkdir -p "$ETC"
 STAMP=$(date +%Y%m%d-%H%M%S)
 RAW=$RESULTS/scale-$STAMP.tsv
 TABLE=$RESULTS/scale-$STAMP.txt
@@ -327,7 +330,7 @@ check_up() {
 }
 check_down() {
     [ -z "$(ip -o link show type bridge)" ] || die "$1 at N=$2 left a bridge: $(ip -o link show type bridge)"
-    [ -z "$(find "$ETC" -mindepth 1 | head -1)" ] || die "$1 at N=$2 left files in the etc dir: $(find "$ETC" -mindepth 1 | head -3)"
+    [ ! -d "$ETC" ] || [ -z "$(find "$ETC" -mindepth 1 | head -1)" ] || die "$1 at N=$2 left files in the etc dir: $(find "$ETC" -mindepth 1 | head -3)"
 }
 
 # cycle TOOL N RUN: one timed apply, one timed destroy until settled.
