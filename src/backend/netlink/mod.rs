@@ -530,9 +530,10 @@ impl NetlinkBackend {
             mac.octets().to_vec(),
         ));
         drop(fd);
-        if let Err(nack) = created {
-            return Err(self.veth_refused(nack, link, peer, netns, &host, &inside));
-        }
+        let peer_index = match created {
+            Ok(index) => index,
+            Err(nack) => return Err(self.veth_refused(nack, link, peer, netns, &host, &inside)),
+        };
         let (outside, within) = self.block(async {
             futures::join!(
                 rtnl::addrgenmode_none(host.clone(), link),
@@ -555,6 +556,12 @@ impl NetlinkBackend {
                 let _ = self.block(rtnl::del_link(host, link));
             }
             return Err(error);
+        }
+        // The address and the route that follow need it: no lookup.
+        if let (Some(index), true) = (peer_index, self.in_transaction) {
+            if let Some(indexes) = self.indexes(Some(netns)) {
+                indexes.insert(peer.to_string(), index);
+            }
         }
         Ok(())
     }

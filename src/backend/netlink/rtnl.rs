@@ -12,7 +12,7 @@ use ipnetwork::IpNetwork;
 use nix::errno::Errno;
 use rtnetlink::packet_core::{
     ErrorMessage, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE,
-    NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+    NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
@@ -110,28 +110,44 @@ fn explanation(flags: u16, echoed: &[u8]) -> Option<String> {
 /// connection that ends first — its socket failed to send the request or to receive
 /// the answer — leaves the request [`Nack::unanswered`].
 async fn ack(handle: &mut Handle, message: RouteNetlinkMessage, flags: u16) -> Result<(), Nack> {
+    request(handle, message, flags).await.map(drop)
+}
+
+/// As [`ack`], and the messages the kernel sent back before its acknowledgement (with
+/// `NLM_F_ECHO`: what it made, as it tells listeners).
+async fn request(
+    handle: &mut Handle,
+    message: RouteNetlinkMessage,
+    flags: u16,
+) -> Result<Vec<RouteNetlinkMessage>, Nack> {
     let mut request = NetlinkMessage::from(message);
     request.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
     request.finalize();
     // The connection has ended already: nothing was sent.
     let responses = handle.request(request).map_err(|_| Errno::ENOTCONN)?;
-    acknowledged(responses, ANSWER_WAIT).await
+    answered(responses, ANSWER_WAIT).await
 }
 
-/// The kernel's answer to a request that asked for an acknowledgement: the first
-/// error message among `responses`, if it comes within `wait`.
-async fn acknowledged(
+/// The kernel's answer to a request that asked for an acknowledgement: the messages
+/// before the first error message among `responses`, if that is an acknowledgement and
+/// comes within `wait`.
+async fn answered(
     responses: impl Stream<Item = NetlinkMessage<RouteNetlinkMessage>>,
     wait: Duration,
-) -> Result<(), Nack> {
+) -> Result<Vec<RouteNetlinkMessage>, Nack> {
     let answer = async {
+        let mut replies = Vec::new();
         let mut responses = std::pin::pin!(responses);
         while let Some(response) = responses.next().await {
-            if let NetlinkPayload::Error(error) = &response.payload {
-                return match Nack::of(response.header.flags, error) {
-                    Some(nack) => Err(nack),
-                    None => Ok(()),
-                };
+            match response.payload {
+                NetlinkPayload::Error(error) => {
+                    return match Nack::of(response.header.flags, &error) {
+                        Some(nack) => Err(nack),
+                        None => Ok(replies),
+                    };
+                }
+                NetlinkPayload::InnerMessage(reply) => replies.push(reply),
+                _ => {}
             }
         }
         Err(Nack::unanswered())
@@ -244,6 +260,7 @@ pub async fn add_bridge(mut handle: Handle, name: &str, mtu: u32, mac: Vec<u8>) 
 
 /// A veth pair in one request: `link` here, `peer` created directly inside the namespace
 /// `netns_fd` refers to, with `mac`; `link` with `link_mac`; both with `mtu`; both down.
+/// The peer's index, when the kernel says it (it echoes what it made).
 pub async fn add_veth(
     mut handle: Handle,
     link: &str,
@@ -252,7 +269,7 @@ pub async fn add_veth(
     mtu: u32,
     link_mac: Vec<u8>,
     mac: Vec<u8>,
-) -> Result<(), Nack> {
+) -> Result<Option<u32>, Nack> {
     // One queue each way, as the veth would end up with anyway: asked for at creation,
     // so that the kernel does not make one per CPU and then wait for an RCU grace
     // period to take the others away, twice per pair (500 pairs: 1,000 waits).
@@ -275,12 +292,25 @@ pub async fn add_veth(
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_message))),
         ]),
     ]);
-    ack(
+    let replies = request(
         &mut handle,
         RouteNetlinkMessage::NewLink(message),
-        NLM_F_CREATE | NLM_F_EXCL,
+        NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
     )
-    .await
+    .await?;
+    // The kernel tells of `link` with the index of its peer, in the peer's namespace
+    // (`IFLA_LINK`, `ip link` shows it as `link@ifN`).
+    Ok(replies.iter().find_map(|reply| match reply {
+        RouteNetlinkMessage::NewLink(made)
+            if made.attributes.contains(&LinkAttribute::IfName(link.into())) =>
+        {
+            made.attributes.iter().find_map(|attribute| match attribute {
+                LinkAttribute::Link(index) => Some(*index),
+                _ => None,
+            })
+        }
+        _ => None,
+    }))
 }
 
 /// A macvlan (mode bridge) on the link with index `parent` of the handle's namespace,
@@ -467,9 +497,13 @@ mod tests {
         let given = futures::stream::iter(responses);
         if then_silence {
             let silent = given.chain(futures::stream::pending());
-            runtime.block_on(acknowledged(silent, Duration::from_millis(20)))
+            runtime
+                .block_on(answered(silent, Duration::from_millis(20)))
+                .map(drop)
         } else {
-            runtime.block_on(acknowledged(given, Duration::from_millis(20)))
+            runtime
+                .block_on(answered(given, Duration::from_millis(20)))
+                .map(drop)
         }
     }
 
