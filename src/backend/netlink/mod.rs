@@ -920,7 +920,8 @@ impl Backend for NetlinkBackend {
         while !left.is_empty() {
             let host = self.host()?;
             // One name: one lookup. More: one listing of all links rather than a lookup
-            // each (the 500 veths of a destroy: 16 ms of lookups, traced).
+            // each (the 500 veths of a destroy: 16 ms of lookups, traced). A listing
+            // that failed or was interrupted tells nothing: the next try asks again.
             if let [link] = left[..] {
                 if let Err(nack) = self.block(rtnl::link_index(host, link)) {
                     if nack.errno == Errno::ENODEV {

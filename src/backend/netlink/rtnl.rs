@@ -12,7 +12,7 @@ use ipnetwork::IpNetwork;
 use nix::errno::Errno;
 use rtnetlink::packet_core::{
     ErrorMessage, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE,
-    NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST,
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
@@ -204,7 +204,9 @@ pub async fn link_index(mut handle: Handle, name: &str) -> Result<u32, Nack> {
     within(ANSWER_WAIT, answer).await
 }
 
-/// The names of all links in the handle's namespace, now (one dump).
+/// The names of all links in the handle's namespace, now (one dump). A dump the kernel
+/// marks as interrupted (the links changed while it ran, and it may have missed one) is
+/// refused with `EAGAIN`.
 pub async fn link_names(mut handle: Handle) -> Result<FxHashSet<String>, Nack> {
     let mut message = LinkMessage::default();
     message
@@ -214,30 +216,38 @@ pub async fn link_names(mut handle: Handle) -> Result<FxHashSet<String>, Nack> {
     request.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     request.finalize();
     let responses = handle.request(request).map_err(|_| Errno::ENOTCONN)?;
-    let answer = async {
-        let mut names = FxHashSet::default();
-        let mut responses = std::pin::pin!(responses);
-        while let Some(response) = responses.next().await {
-            match response.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
-                    names.extend(link.attributes.into_iter().filter_map(|a| match a {
-                        LinkAttribute::IfName(name) => Some(name),
-                        _ => None,
-                    }));
-                }
-                NetlinkPayload::Done(_) => return Ok(names),
-                NetlinkPayload::Error(error) => {
-                    if let Some(nack) = Nack::of(response.header.flags, &error) {
-                        return Err(nack);
-                    }
-                }
-                _ => {}
+    within(ANSWER_WAIT, listed(responses)).await
+}
+
+/// The link names in the answer to a dump of links, once it has ended (see
+/// [`link_names`]).
+async fn listed(
+    responses: impl Stream<Item = NetlinkMessage<RouteNetlinkMessage>>,
+) -> Result<FxHashSet<String>, Nack> {
+    let mut names = FxHashSet::default();
+    let mut interrupted = false;
+    let mut responses = std::pin::pin!(responses);
+    while let Some(response) = responses.next().await {
+        interrupted |= response.header.flags & NLM_F_DUMP_INTR != 0;
+        match response.payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                names.extend(link.attributes.into_iter().filter_map(|a| match a {
+                    LinkAttribute::IfName(name) => Some(name),
+                    _ => None,
+                }));
             }
+            NetlinkPayload::Done(_) if interrupted => return Err(Nack::from(Errno::EAGAIN)),
+            NetlinkPayload::Done(_) => return Ok(names),
+            NetlinkPayload::Error(error) => {
+                if let Some(nack) = Nack::of(response.header.flags, &error) {
+                    return Err(nack);
+                }
+            }
+            _ => {}
         }
-        // Ended before the end of the dump: the list is not whole.
-        Err(Nack::unanswered())
-    };
-    within(ANSWER_WAIT, answer).await
+    }
+    // Ended before the end of the dump: the list is not whole.
+    Err(Nack::unanswered())
 }
 
 /// `ip link add NAME mtu MTU address MAC type bridge mcast_snooping 0`: multicast goes to
@@ -511,6 +521,41 @@ mod tests {
         let mut error = ErrorMessage::default();
         error.code = std::num::NonZeroI32::new(code);
         NetlinkMessage::new(Default::default(), NetlinkPayload::Error(error))
+    }
+
+    #[test]
+    fn a_listing_of_links_is_whole_only_when_its_dump_ends_uninterrupted() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let message = |payload, flags| {
+            let mut message = NetlinkMessage::new(Default::default(), payload);
+            message.header.flags = flags;
+            message
+        };
+        let link = |name: &str, flags| {
+            message(
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(named(name))),
+                flags,
+            )
+        };
+        let done = |flags| message(NetlinkPayload::Done(Default::default()), flags);
+        let list = |answer: Vec<NetlinkMessage<RouteNetlinkMessage>>| {
+            runtime.block_on(listed(futures::stream::iter(answer)))
+        };
+
+        let whole = list(vec![link("lo", 0), link("ve-1", 0), done(0)]).unwrap();
+        assert_eq!(
+            whole,
+            FxHashSet::from_iter(["lo".to_string(), "ve-1".to_string()])
+        );
+        // The links changed while the kernel listed them: it may have missed one.
+        let interrupted = list(vec![
+            link("lo", 0),
+            link("ve-1", NLM_F_DUMP_INTR),
+            done(NLM_F_DUMP_INTR),
+        ]);
+        assert_eq!(interrupted.unwrap_err().errno, Errno::EAGAIN);
+        // The connection ended before the end of the dump.
+        assert!(list(vec![link("lo", 0)]).unwrap_err().unanswered);
     }
 
     #[test]
