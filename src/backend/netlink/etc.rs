@@ -57,14 +57,19 @@ const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
 /// sandboxes after a destroy spent 0.43 and 0.50 s of CPU on that in two runs (perf),
 /// beside the kernel's work on the namespaces and links.
 fn mark_top(dir: &OwnedFd) {
-    let mut flags: libc::c_int = 0;
-    // SAFETY: both requests read or write one int at the pointer, which is valid.
-    unsafe {
-        if libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) == 0 {
-            flags |= FS_TOPDIR_FL;
-            libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags);
-        }
+    if let Some(flags) = inode_flags(dir) {
+        let marked = flags | FS_TOPDIR_FL;
+        // SAFETY: the request reads one int at the pointer, which is valid.
+        unsafe { libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_SETFLAGS, &marked) };
     }
+}
+
+/// The inode flags of `dir` (`lsattr -d`); `None` on a filesystem without them.
+fn inode_flags(dir: &OwnedFd) -> Option<libc::c_int> {
+    let mut flags: libc::c_int = 0;
+    // SAFETY: the request writes one int at the pointer, which is valid.
+    let got = unsafe { libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    (got == 0).then_some(flags)
 }
 
 /// The sandbox's directory `name` in `root`, open without following a link; `None` if
@@ -251,14 +256,8 @@ mod tests {
         names
     }
 
-    /// The inode flags of the directory `path` (`lsattr -d`); `None` on a filesystem
-    /// without them.
     fn flags(path: &Path) -> Option<libc::c_int> {
-        let dir = open_root(path).unwrap();
-        let mut flags: libc::c_int = 0;
-        // SAFETY: the request writes one int at the pointer, which is valid.
-        let got = unsafe { libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
-        (got == 0).then_some(flags)
+        inode_flags(&open_root(path).unwrap())
     }
 
     #[test]

@@ -406,12 +406,17 @@ impl NetlinkBackend {
                 ),
                 _ => refused(nack, format!("cannot look up interface {link}{}", place(netns))),
             })?;
+        self.remember_index(netns, link, index);
+        Ok(index)
+    }
+
+    /// Remembers the index of `link` in `netns` while a transaction is under way.
+    fn remember_index(&mut self, netns: Option<&str>, link: &str, index: u32) {
         if self.in_transaction {
             if let Some(indexes) = self.indexes(netns) {
                 indexes.insert(link.to_string(), index);
             }
         }
-        Ok(index)
     }
 
     /// The link indexes remembered in `netns`, if it has a connection.
@@ -558,10 +563,8 @@ impl NetlinkBackend {
             return Err(error);
         }
         // The address and the route that follow need it: no lookup.
-        if let (Some(index), true) = (peer_index, self.in_transaction) {
-            if let Some(indexes) = self.indexes(Some(netns)) {
-                indexes.insert(peer.to_string(), index);
-            }
+        if let Some(index) = peer_index {
+            self.remember_index(Some(netns), peer, index);
         }
         Ok(())
     }
