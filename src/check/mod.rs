@@ -35,6 +35,10 @@ const LOOP_LIMIT: u64 = 100_000;
 const TOTAL_LOOP_LIMIT: u64 = 1_000_000;
 /// How deep includes may nest.
 const INCLUDE_DEPTH_LIMIT: usize = 32;
+/// The most objects of one kind the checker makes room for before it starts: past that,
+/// its tables grow as they fill (a loop of a million turns that declares the same
+/// sandbox each time must not reserve for a million).
+const RESERVE_LIMIT: usize = 100_000;
 /// The most bytes one word may expand to, and all the script's words together: a
 /// variable that doubles itself 33 times would otherwise take gigabytes.
 const WORD_LIMIT: usize = 64 << 10;
@@ -72,6 +76,10 @@ struct Statements {
 impl Causes {
     pub fn new() -> Causes {
         Causes::default()
+    }
+
+    fn reserve(&mut self, kind: ObjectKind, additional: usize) {
+        self.by_kind[kind as usize].reserve(additional);
     }
 
     /// `span` makes the object (and is, so far, the last statement about it).
@@ -132,13 +140,41 @@ pub fn check_with(
         checker.include_stack = canonical(Path::new(&path)).into_iter().collect();
         let text = checker.sources.get(file).text.clone();
         match syntax::parse(file, &text) {
-            Ok(script) => checker.statements(&script.statements),
+            Ok(script) => {
+                checker.reserve(&script.statements);
+                checker.statements(&script.statements);
+            }
             Err(e) => checker.errors.push(*e),
         }
     }
     checker.check_bridge_ports();
     checker.check_static_macs();
     checker.finish()
+}
+
+/// How many sandbox and endpoint statements `statements` run, `turns` times each: a
+/// loop over a range written out counts once per turn, any other loop once. An estimate
+/// to make room with, at most [`RESERVE_LIMIT`] of each.
+fn declarations(statements: &[Statement], turns: usize) -> (usize, usize) {
+    let (mut sandboxes, mut endpoints) = (0usize, 0usize);
+    for statement in statements {
+        let (s, e) = match &statement.kind {
+            StatementKind::Sandbox { .. } => (turns, 0),
+            StatementKind::Connect { .. } | StatementKind::Endpoint { .. } => (0, turns),
+            StatementKind::For { range, body, .. } => {
+                let inner = range
+                    .literal()
+                    .and_then(|text| values::range(&text, LOOP_LIMIT).ok())
+                    .and_then(|(start, end)| usize::try_from(end - start + 1).ok())
+                    .unwrap_or(1);
+                declarations(body, turns.saturating_mul(inner).min(RESERVE_LIMIT))
+            }
+            _ => (0, 0),
+        };
+        sandboxes = sandboxes.saturating_add(s);
+        endpoints = endpoints.saturating_add(e);
+    }
+    (sandboxes.min(RESERVE_LIMIT), endpoints.min(RESERVE_LIMIT))
 }
 
 fn canonical(path: &Path) -> Option<PathBuf> {
@@ -348,6 +384,22 @@ impl<'a> Checker<'a> {
             self.statements(body);
             self.scopes.pop();
         }
+    }
+
+    /// Makes room for what `statements` declare, so that a script of thousands of
+    /// sandboxes does not grow the tables by doubling (copying them each time, into
+    /// fresh pages).
+    fn reserve(&mut self, statements: &[Statement]) {
+        let (sandboxes, endpoints) = declarations(statements, 1);
+        self.model.sandboxes.reserve(sandboxes);
+        self.model.endpoints.reserve(endpoints);
+        self.causes.reserve(ObjectKind::Sandbox, sandboxes);
+        self.causes.reserve(ObjectKind::Endpoint, endpoints);
+        self.declared.reserve(sandboxes + endpoints);
+        self.connected.reserve(endpoints);
+        self.joined.reserve(sandboxes);
+        self.host_ifnames.reserve(endpoints);
+        self.allocated.reserve(endpoints);
     }
 
     fn include(&mut self, span: Span, path: &Word) {
@@ -616,5 +668,25 @@ fn statement_keyword(kind: &StatementKind) -> &'static str {
         StatementKind::Malformed { .. } | StatementKind::Unknown { .. } => {
             unreachable!("malformed and unknown statements have no options")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counted(text: &str) -> (usize, usize) {
+        let script = syntax::parse(syntax::FileId(0), text).expect("the script parses");
+        declarations(&script.statements, 1)
+    }
+
+    #[test]
+    fn room_is_made_for_every_turn_of_loops_written_out_and_no_more_than_the_limit() {
+        let nested = "network n\nsandbox a\nfor i in 1..10 {\n  for j in 0..4 {\n    sandbox s$i-$j\n    connect s$i-$j to n\n    endpoint e$i-$j on n\n  }\n}\n";
+        assert_eq!(counted(nested), (1 + 50, 100));
+        // A range made of variables counts one turn: its length is known only later.
+        assert_eq!(counted("let k = 9\nfor i in 1..$k {\n  sandbox s$i\n}\n"), (1, 0));
+        let huge = "for i in 1..100000 {\n  for j in 1..100000 {\n    sandbox s\n  }\n}\n";
+        assert_eq!(counted(huge), (RESERVE_LIMIT, 0));
     }
 }

@@ -11,17 +11,17 @@ pub const IFNAME_MAX: usize = 15;
 /// A 64-hex-digit id, like Docker's, derived from the object's kind and name so that the
 /// same script always gives the same ids (and so the same plan).
 pub fn object_id(kind: ObjectKind, name: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::new()
-        .chain_update(kind.to_string())
+        .chain_update(kind.as_str())
         .chain_update([0])
         .chain_update(name)
         .finalize();
-    let mut hex = String::with_capacity(2 * digest.len());
-    for b in digest {
-        hex.push(char::from_digit((b >> 4).into(), 16).expect("a nibble"));
-        hex.push(char::from_digit((b & 0xf).into(), 16).expect("a nibble"));
-    }
-    hex
+    let hex = digest
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+        .collect();
+    String::from_utf8(hex).expect("hex digits are ASCII")
 }
 
 /// The bridge of a network: `cnm0` for the default network, `cnm-NAME` when that fits,

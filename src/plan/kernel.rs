@@ -44,9 +44,11 @@ struct Lines {
 
 impl<'m> Kernel<'m> {
     pub fn new(model: &'m Model) -> Kernel<'m> {
-        let mut by_sandbox: FxHashMap<&str, Vec<&Endpoint>> = FxHashMap::default();
+        let endpoints = model.endpoints.len();
+        let mut by_sandbox: FxHashMap<&str, Vec<&Endpoint>> =
+            FxHashMap::with_capacity_and_hasher(model.sandboxes.len(), Default::default());
         let mut blocks: FxHashMap<&str, (String, usize)> = FxHashMap::default();
-        let mut lines_of = FxHashMap::default();
+        let mut lines_of = FxHashMap::with_capacity_and_hasher(endpoints, Default::default());
         for endpoint in model.endpoints.values() {
             let Some(sandbox) = endpoint.sandbox.as_deref() else {
                 continue;

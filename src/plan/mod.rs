@@ -549,7 +549,10 @@ fn delete_link(endpoint: &Endpoint, ops: &[Op]) -> Op {
 
 /// The objects that differ between the two models, networks first, each in model order.
 fn changes(committed: &Model, desired: &Model, before: &Kernel, after: &Kernel) -> Vec<Change> {
-    let mut changes = Vec::new();
+    // Room for a plan that makes everything: a first apply of thousands of sandboxes
+    // otherwise copies the list a dozen times as it grows.
+    let mut changes =
+        Vec::with_capacity(desired.networks.len() + desired.sandboxes.len() + desired.endpoints.len());
     diff(
         &mut changes,
         ObjectKind::Network,
