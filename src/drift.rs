@@ -103,6 +103,7 @@ impl Observed {
         match op {
             Op::AddNetns { netns } => self.space(Some(netns)).is_some(),
             Op::AddBridge { bridge, .. } => link(None, bridge).is_some(),
+            // Whether it is on its bridge is asked apart (see [`missing`]).
             Op::AddVeth {
                 link: host_end,
                 peer,
@@ -154,8 +155,9 @@ pub fn missing(model: &Model, observed: &Observed, etc_dir: &Path) -> Vec<Missin
     plan::between(&Model::empty(), model, &Causes::new())
         .steps
         .into_iter()
-        .filter(|step| {
-            let on_remade = match &step.op {
+        .filter_map(|step| {
+            let op = step.op;
+            let on_remade = match &op {
                 Op::SetMaster { link, .. }
                 | Op::LinkUp { netns: None, link }
                 | Op::AddAddress {
@@ -164,20 +166,32 @@ pub fn missing(model: &Model, observed: &Observed, etc_dir: &Path) -> Vec<Missin
                 | Op::RouteLocalnet { link, .. } => remade.contains(link),
                 _ => false,
             };
-            let missing = on_remade || !observed.holds(&step.op);
-            if let (true, Op::AddVeth { link, .. } | Op::AddBridge { bridge: link, .. }) = (missing, &step.op)
-            {
-                remade.insert(link.clone());
+            if on_remade || !observed.holds(&op) {
+                if let Op::AddVeth { link, .. } | Op::AddBridge { bridge: link, .. } = &op {
+                    remade.insert(link.clone());
+                }
+                return Some(op);
             }
-            missing
+            // A veth that is there, but not on its bridge: attached again.
+            match op {
+                Op::AddVeth {
+                    link,
+                    master: Some(master),
+                    ..
+                } => {
+                    let attach = Op::SetMaster { link, master };
+                    (!observed.holds(&attach)).then_some(attach)
+                }
+                _ => None,
+            }
         })
-        .map(|step| {
-            let (kind, name) = owners.of(&step.op);
+        .map(|op| {
+            let (kind, name) = owners.of(&op);
             Missing {
                 kind,
                 name,
-                command: step.op.command(etc_dir).to_string(),
-                op: step.op,
+                command: op.command(etc_dir).to_string(),
+                op,
             }
         })
         .collect()

@@ -509,7 +509,13 @@ pub fn describe(op: &Op, error: &KernelError) -> String {
         ) => {
             format!("the kernel refused MTU {mtu} (out of range for this device)")
         }
-        (Some(libc::EXFULL), Op::SetMaster { master, .. }) => format!(
+        (
+            Some(libc::EXFULL),
+            Op::SetMaster { master, .. }
+            | Op::AddVeth {
+                master: Some(master), ..
+            },
+        ) => format!(
             "bridge {master} is full: a Linux bridge holds at most {} ports",
             crate::model::BRIDGE_PORT_LIMIT
         ),
@@ -924,6 +930,7 @@ mod tests {
             netns: "A".into(),
             mtu: 1500,
             mac: "02:42:0a:01:00:02".parse().unwrap(),
+            master: Some("cnm-web".into()),
         };
         // The backend's own wording names the object precisely: it is let through.
         let exists = KernelError::errno(
@@ -935,6 +942,11 @@ mod tests {
         assert_eq!(
             describe(&op, &range),
             "the kernel refused MTU 1500 (out of range for this device)"
+        );
+        let full = KernelError::errno(libc::EXFULL, "Exchange full");
+        assert_eq!(
+            describe(&op, &full),
+            "bridge cnm-web is full: a Linux bridge holds at most 1023 ports"
         );
     }
 }

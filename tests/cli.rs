@@ -304,7 +304,7 @@ fn dry_run_simulates_the_transaction_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // One more operation where the host does not forward yet: cnm turns forwarding on.
     let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
-    let operations = 99 + usize::from(forwarding.trim() == "0");
+    let operations = 89 + usize::from(forwarding.trim() == "0");
     assert_eq!(
         stdout(&out),
         format!(
@@ -314,7 +314,9 @@ fn dry_run_simulates_the_transaction_and_changes_nothing() {
     let progress = stderr(&out);
     assert!(
         progress.starts_with(&format!(
-            "[  1/{operations}] nft add table inet cnm (its chains, sets and maps)\n"
+            "[{:>width$}/{operations}] nft add table inet cnm (its chains, sets and maps)\n",
+            1,
+            width = operations.to_string().len()
         )),
         "{progress}"
     );

@@ -339,7 +339,7 @@ fn a_full_disk_at_commit_rolls_the_kernel_back() {
         );
         // The help line as words: miette wraps it to the width of the report.
         let words = err.split_whitespace().collect::<Vec<_>>().join(" ");
-        assert!(words.contains("rolled back: 100 steps undone in "), "{err}");
+        assert!(words.contains("rolled back: 90 steps undone in "), "{err}");
         assert!(
             words.contains("the kernel and state.json are as they were"),
             "{err}"

@@ -1706,8 +1706,8 @@ fn a_subnet_over_the_hosts_own_network_is_refused() {
     });
 }
 
-/// Drift and restore: a veth, a namespace, a bridge and an address removed by hand are
-/// each named by `cnm status` (exit 2 with --detailed-exitcode); `cnm restore` makes
+/// Drift and restore: a veth, a namespace, a bridge and an address removed by hand, and
+/// a veth taken off its bridge, are each named by `cnm status` (exit 2 with --detailed-exitcode); `cnm restore` makes
 /// them again, identical (`ip -j` and `nft -j` before and after), touching nothing
 /// else. A simulated reboot — every namespace and bridge gone — is restored whole.
 #[test]
@@ -1721,6 +1721,8 @@ fn status_names_drift_and_restore_makes_it_again() {
         );
         let a_end = host_end(env, "A.backend");
         run("ip", &["link", "del", &a_end]);
+        let b_end = host_end(env, "B.backend");
+        run("ip", &["link", "set", &b_end, "nomaster"]);
         run("ip", &["netns", "del", "C"]);
         run("ip", &["link", "del", "cnm0"]);
         run("ip", &["-n", "B", "addr", "del", "10.2.0.1/24", "dev", "eth1"]);
@@ -1732,8 +1734,11 @@ fn status_names_drift_and_restore_makes_it_again() {
             "network bridge:\n  missing: ip link add cnm0 mtu 1500 type bridge mcast_snooping 0\n"
                 .to_string(),
             "sandbox C:\n  missing: ip netns add C\n".to_string(),
-            format!("endpoint A.backend:\n  missing: ip link add {a_end} mtu 1500 type veth"),
+            format!(
+                "endpoint A.backend:\n  missing: ip link add {a_end} mtu 1500 master cnm-backend type veth"
+            ),
             "endpoint B.frontend:\n  missing: ip -n B addr add 10.2.0.1/24 dev eth1\n".to_string(),
+            format!("endpoint B.backend:\n  missing: ip link set {b_end} master cnm-backend\n"),
             "endpoint web1.bridge:\n  missing: ip link set ".to_string(),
         ] {
             assert!(status.contains(&line), "{line}\nin:\n{status}");
@@ -1917,7 +1922,7 @@ fn plan_says_when_the_kernel_has_drifted() {
         let out = env.cnm(&["plan", "scripts/seed.cnm"]);
         assert_eq!(
             String::from_utf8_lossy(&out.stderr),
-            "cnm: drift: the kernel lacks 8 operations of the committed state; this plan starts \
+            "cnm: drift: the kernel lacks 7 operations of the committed state; this plan starts \
              from the state, so `cnm status` lists them and `cnm restore` makes them again\n"
         );
         assert!(String::from_utf8_lossy(&out.stdout).starts_with("No changes"));

@@ -234,6 +234,7 @@ fn sandbox_ops(netns: &str, host: u8, mac: &str) -> Vec<Op> {
             netns: s(netns),
             mtu: MTU,
             mac: mac.parse().unwrap(),
+            master: None,
         },
         Op::SetMaster {
             link: link.clone(),
@@ -521,6 +522,7 @@ fn existing_names_are_refused_with_eexist() {
             netns: s("sa"),
             mtu: MTU,
             mac: "02:42:0a:4d:00:09".parse().unwrap(),
+            master: None,
         }));
         assert_eq!(errno, libc::EEXIST, "{message}");
         assert!(message.contains(BRIDGE), "{message}");
@@ -533,6 +535,7 @@ fn existing_names_are_refused_with_eexist() {
             netns: s("sa"),
             mtu: MTU,
             mac: "02:42:0a:4d:00:09".parse().unwrap(),
+            master: None,
         }));
         assert_eq!(errno, libc::EEXIST, "{message}");
         assert!(message.contains("eth0") && message.contains("sa"), "{message}");
@@ -570,12 +573,34 @@ fn existing_names_are_refused_with_eexist() {
         }));
         assert_eq!(errno, libc::ENODEV, "{message}");
         assert!(message.contains("nobridge"), "{message}");
+        // A veth made on its master in one request: when the master is missing, or is
+        // no bridge, the kernel makes nothing of it.
+        let on = |master: &str| Op::AddVeth {
+            link: s("vh-on"),
+            peer: s("eth7"),
+            netns: s("sa"),
+            mtu: MTU,
+            mac: "02:42:0a:4d:00:0b".parse().unwrap(),
+            master: Some(s(master)),
+        };
+        let (errno, message) = errno_of(kernel.apply(&on("nobridge")));
+        assert_eq!(errno, libc::ENODEV, "{message}");
+        assert!(message.contains("nobridge"), "{message}");
+        let (errno, message) = errno_of(kernel.apply(&on("lo")));
+        assert_eq!(errno, libc::EOPNOTSUPP, "{message}");
+        assert!(message.contains("vh-on on lo"), "{message}");
+        assert!(link(None, "vh-on").is_none(), "nothing half-made");
+        assert!(link(Some("sa"), "eth7").is_none(), "nothing half-made");
+        kernel.apply(&on(BRIDGE)).unwrap();
+        assert_eq!(link(None, "vh-on").unwrap()["master"], BRIDGE);
+        assert!(link(Some("sa"), "eth7").is_some());
         let (errno, message) = errno_of(kernel.apply(&Op::AddVeth {
             link: s("vh-nowhere"),
             peer: s("eth0"),
             netns: s("nowhere"),
             mtu: MTU,
             mac: "02:42:0a:4d:00:09".parse().unwrap(),
+            master: None,
         }));
         assert_eq!(errno, libc::ENOENT, "{message}");
         assert!(message.contains("nowhere"), "{message}");
@@ -908,6 +933,7 @@ fn macvlan_is_created_inside_its_namespace() {
                     netns: s("spare"),
                     mtu: 1500,
                     mac: "02:42:0a:4e:00:01".parse().unwrap(),
+                    master: None,
                 },
                 Op::LinkUp {
                     netns: None,
@@ -1081,10 +1107,7 @@ fn timing() {
                     mac: format!("02:42:0a:58:{:02x}:{:02x}", ip / 256, ip % 256)
                         .parse()
                         .unwrap(),
-                },
-                Op::SetMaster {
-                    link: link.clone(),
-                    master: s(BRIDGE),
+                    master: Some(s(BRIDGE)),
                 },
                 Op::LinkUp { netns: None, link },
                 Op::AddAddress {
@@ -1246,13 +1269,15 @@ fn the_in_memory_backend_answers_as_the_kernel_does() {
         use cnm::backend::memory::MemoryBackend;
         let mut asks: Vec<Ask> = Vec::new();
         let mut op = |op: Op| asks.push(Ask::Op(op));
-        let veth = |link: &str, peer: &str, netns: &str| Op::AddVeth {
+        let veth_on = |link: &str, peer: &str, netns: &str, master: &str| Op::AddVeth {
             link: s(link),
             peer: s(peer),
             netns: s(netns),
             mtu: MTU,
             mac: "02:42:0a:4d:00:09".parse().unwrap(),
+            master: (!master.is_empty()).then(|| s(master)),
         };
+        let veth = |link: &str, peer: &str, netns: &str| veth_on(link, peer, netns, "");
         network_ops().into_iter().for_each(&mut op);
         sandbox_ops("a", 2, "02:42:0a:4d:00:02")
             .into_iter()
@@ -1264,6 +1289,14 @@ fn the_in_memory_backend_answers_as_the_kernel_does() {
         op(veth("vh-x", "eth0", "a"));
         // Missing things: a namespace, a master, a link, a macvlan parent.
         op(veth("vh-y", "eth0", "nowhere"));
+        op(veth_on("vh-y", "eth5", "a", "no-bridge"));
+        // A master that is no bridge, at creation: nothing is made.
+        op(veth_on("vh-y", "eth5", "a", "lo"));
+        op(veth_on("vh-y", "eth5", "a", BRIDGE));
+        op(Op::DelLink {
+            netns: None,
+            link: s("vh-y"),
+        });
         op(Op::SetMaster {
             link: s("vh-a"),
             master: s("no-bridge"),
@@ -1347,10 +1380,11 @@ fn the_in_memory_backend_answers_as_the_kernel_does() {
         let mut op = |op: Op| asks.push(Ask::Op(op));
         op(Op::AddNetns { netns: s("b") });
         op(veth("vh-b", "eth0", "b"));
-        // A bridge holds 1,023 ports; the 1,024th is refused.
+        // A bridge holds 1,023 ports; the 1,024th is refused, attached after its
+        // creation or in it (then nothing is made: the names are free again).
         for i in 0..1023u32 {
             let link = s(&format!("vp-{i}"));
-            op(Op::AddVeth {
+            let veth = |master: Option<Name>| Op::AddVeth {
                 link: link.clone(),
                 peer: s(&format!("p{i}")),
                 netns: s("b"),
@@ -1358,16 +1392,24 @@ fn the_in_memory_backend_answers_as_the_kernel_does() {
                 mac: format!("02:42:0b:00:{:02x}:{:02x}", i >> 8, i & 0xff)
                     .parse()
                     .unwrap(),
-            });
-            op(Op::SetMaster {
-                link,
-                master: s(BRIDGE),
-            });
+                master,
+            };
+            if i % 2 == 0 {
+                op(veth(None));
+                op(Op::SetMaster {
+                    link,
+                    master: s(BRIDGE),
+                });
+            } else {
+                op(veth(Some(s(BRIDGE))));
+            }
         }
         op(Op::SetMaster {
             link: s("vh-b"),
             master: s(BRIDGE),
         });
+        op(veth_on("vh-full", "eth1", "b", BRIDGE));
+        op(veth("vh-full", "eth1", "b"));
 
         let mut kernel = backend();
         let mut memory = MemoryBackend::new();
@@ -1458,6 +1500,7 @@ fn sandbox_ops_without_bridge(netns: &str) -> Vec<Op> {
             netns: s(netns),
             mtu: MTU,
             mac: "02:42:0a:4d:00:02".parse().unwrap(),
+            master: None,
         },
     ]
 }

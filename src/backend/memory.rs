@@ -169,6 +169,30 @@ impl MemoryBackend {
             .ok_or_else(|| no_device(link))
     }
 
+    /// Whether `link` may become a port of `master`, as the kernel decides: `master`
+    /// must be a bridge with room for one more port.
+    fn can_attach(&self, link: &str, master: &str) -> Result<(), KernelError> {
+        let host = &self.namespaces[HOST].links;
+        let bridge = host.get(master).ok_or_else(|| no_device(master))?;
+        if !matches!(bridge.kind, LinkKind::Bridge) {
+            return Err(KernelError::errno(
+                libc::EOPNOTSUPP,
+                format!("{master} is not a bridge"),
+            ));
+        }
+        let ports = host
+            .values()
+            .filter(|l| l.master.as_deref() == Some(master))
+            .count();
+        if ports >= BRIDGE_PORT_LIMIT {
+            return Err(KernelError::errno(
+                libc::EXFULL,
+                format!("cannot attach {link} to {master}: Exchange full"),
+            ));
+        }
+        Ok(())
+    }
+
     fn add_link(&mut self, netns: &str, name: &str, link: Link) -> Result<(), KernelError> {
         let ns = self.namespace(netns)?;
         if ns.links.contains_key(name) {
@@ -228,6 +252,7 @@ impl MemoryBackend {
                 netns,
                 mtu,
                 mac,
+                master,
             } => {
                 self.namespace(netns)?;
                 if self.namespaces[HOST].links.contains_key(&**link) {
@@ -236,10 +261,17 @@ impl MemoryBackend {
                 if self.namespaces[&**netns].links.contains_key(&**peer) {
                     return Err(exists(format!("an interface named {peer} in namespace {netns}")));
                 }
+                // The kernel attaches the new host end last, and deletes the pair again
+                // when it cannot: nothing is left of a refused creation.
+                if let Some(master) = master {
+                    self.can_attach(link, master)?;
+                }
                 let host_end = LinkKind::Veth {
                     peer: (netns.to_string(), peer.to_string()),
                 };
-                self.add_link(HOST, link, Link::new(host_end, *mtu, None))?;
+                let mut host_link = Link::new(host_end, *mtu, None);
+                host_link.master = master.as_ref().map(|m| m.to_string());
+                self.add_link(HOST, link, host_link)?;
                 let inner_end = LinkKind::Veth {
                     peer: (HOST.into(), link.to_string()),
                 };
@@ -260,7 +292,7 @@ impl MemoryBackend {
             }
             Op::DelLink { netns, link } => self.del_link(Self::ns_name(netns), link),
             Op::SetMaster { link, master } => {
-                let is_bridge = matches!(self.link(HOST, master)?.kind, LinkKind::Bridge);
+                self.link(HOST, master)?;
                 let port = self.link(HOST, link)?;
                 if port.master.as_deref() == Some(master) {
                     return Ok(());
@@ -268,23 +300,7 @@ impl MemoryBackend {
                 // The kernel lets go of the old master before it tries the new one, and
                 // does not take it back when that fails.
                 port.master = None;
-                if !is_bridge {
-                    return Err(KernelError::errno(
-                        libc::EOPNOTSUPP,
-                        format!("{master} is not a bridge"),
-                    ));
-                }
-                let ports = self.namespaces[HOST]
-                    .links
-                    .values()
-                    .filter(|l| l.master.as_deref() == Some(master))
-                    .count();
-                if ports >= BRIDGE_PORT_LIMIT {
-                    return Err(KernelError::errno(
-                        libc::EXFULL,
-                        format!("cannot attach {link} to {master}: Exchange full"),
-                    ));
-                }
+                self.can_attach(link, master)?;
                 self.link(HOST, link)?.master = Some(master.to_string());
             }
             Op::NoMaster { link } => {
@@ -478,6 +494,7 @@ mod tests {
             netns: "A".into(),
             mtu: 1500,
             mac: "02:42:0a:00:00:02".parse().unwrap(),
+            master: None,
         };
         k.apply(&veth).unwrap();
         assert_eq!(k.apply(&veth).unwrap_err().errno, Some(libc::EEXIST));
@@ -535,6 +552,7 @@ mod tests {
                 netns: "A".into(),
                 mtu: 1500,
                 mac: Mac([2, 0, 0, 0, (i >> 8) as u8, i as u8]),
+                master: None,
             })
             .unwrap();
             let attached = k.apply(&Op::SetMaster {
@@ -547,6 +565,17 @@ mod tests {
                 assert_eq!(attached.unwrap_err().errno, Some(libc::EXFULL));
             }
         }
+        // Attached in its creation, a veth the full bridge cannot take is not made.
+        let veth = Op::AddVeth {
+            link: "ve-full".into(),
+            peer: "eth-full".into(),
+            netns: "A".into(),
+            mtu: 1500,
+            mac: Mac([2, 0, 0, 0, 0xff, 0xff]),
+            master: Some("br".into()),
+        };
+        assert_eq!(k.apply(&veth).unwrap_err().errno, Some(libc::EXFULL));
+        assert!(k.link(HOST, "ve-full").is_err() && k.link("A", "eth-full").is_err());
     }
 
     #[test]

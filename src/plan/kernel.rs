@@ -166,16 +166,14 @@ impl<'m> Kernel<'m> {
                     .get(network.name.as_str())
                     .expect("a bridge network has a bridge");
                 vec![
+                    // Attached as it is made: one request to the kernel, not two.
                     Op::AddVeth {
                         link: host_ifname.clone(),
                         peer: ifname.clone(),
                         netns: netns.clone(),
                         mtu: network.mtu,
                         mac: endpoint.mac,
-                    },
-                    Op::SetMaster {
-                        link: host_ifname.clone(),
-                        master: bridge.clone(),
+                        master: Some(bridge.clone()),
                     },
                     Op::LinkUp {
                         netns: None,

@@ -38,13 +38,16 @@ pub enum Op {
         bridge: Name,
         mtu: u32,
     },
-    /// A veth pair whose peer is created directly inside `netns`, named `peer`.
+    /// A veth pair whose peer is created directly inside `netns`, named `peer`; the
+    /// host end `link` attached to the bridge `master` in the same request, if any.
     AddVeth {
         link: Name,
         peer: Name,
         netns: Name,
         mtu: u32,
         mac: Mac,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        master: Option<Name>,
     },
     /// A macvlan interface on `parent`, created directly inside `netns`.
     AddMacvlan {
@@ -281,11 +284,16 @@ impl Command<'_> {
                 netns,
                 mtu,
                 mac,
+                master,
             } => {
                 out.push_str("ip link add ");
                 out.push_str(link);
                 out.push_str(" mtu ");
                 push_number(out, (*mtu).into());
+                if let Some(master) = master {
+                    out.push_str(" master ");
+                    out.push_str(master);
+                }
                 out.push_str(" type veth peer name ");
                 out.push_str(peer);
                 out.push_str(" address ");

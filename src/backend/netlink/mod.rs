@@ -92,7 +92,7 @@ type Indexes = FxHashMap<String, u32>;
 
 /// What the kernel answers a request that names a link index it does not know:
 /// `ENODEV`, or `EINVAL` for a master.
-fn no_such_index(result: &Result<(), Nack>) -> bool {
+fn no_such_index<T>(result: &Result<T, Nack>) -> bool {
     matches!(result, Err(nack) if !nack.unanswered && matches!(nack.errno, Errno::ENODEV | Errno::EINVAL))
 }
 
@@ -438,16 +438,16 @@ impl NetlinkBackend {
     /// `handle`: the remembered one, or one looked up now. When the kernel no longer
     /// knows a remembered index, the request goes again with the index looked up then
     /// (see [`Indexes`]). Fails with `ENODEV` when there is no such link.
-    fn with_index<F, R>(
+    fn with_index<F, R, T>(
         &mut self,
         handle: &Handle,
         netns: Option<&str>,
         link: &str,
         send: F,
-    ) -> Result<Result<(), Nack>, KernelError>
+    ) -> Result<Result<T, Nack>, KernelError>
     where
         F: Fn(Handle, u32) -> R,
-        R: Future<Output = Result<(), Nack>>,
+        R: Future<Output = Result<T, Nack>>,
     {
         let remembered = self.indexes(netns).and_then(|indexes| indexes.get(link).copied());
         if let Some(index) = remembered {
@@ -521,23 +521,44 @@ impl NetlinkBackend {
         netns: &str,
         mtu: u32,
         mac: Mac,
+        master: Option<&str>,
     ) -> Result<(), KernelError> {
         let inside = self.space(netns)?;
         let host = self.host()?;
         let fd = self.open_netns(netns)?;
-        let created = self.block(rtnl::add_veth(
-            host.clone(),
-            link,
-            peer,
-            fd.as_raw_fd(),
-            mtu,
-            derived_mac(link),
-            mac.octets().to_vec(),
-        ));
+        let create = |host: Handle, master: Option<u32>| {
+            let veth = rtnl::Veth {
+                link,
+                link_mac: derived_mac(link),
+                peer,
+                netns_fd: fd.as_raw_fd(),
+                mac: mac.octets().to_vec(),
+                mtu,
+                master,
+            };
+            rtnl::add_veth(host, veth)
+        };
+        let created = match master {
+            Some(master) => self.with_index(&host, None, master, |host, index| create(host, Some(index)))?,
+            None => self.block(create(host.clone(), None)),
+        };
         drop(fd);
         let peer_index = match created {
             Ok(index) => index,
-            Err(nack) => return Err(self.veth_refused(nack, link, peer, netns, &host, &inside)),
+            Err(nack) => {
+                let attached = master.map(|master| format!(" on {master}")).unwrap_or_default();
+                return Err(self
+                    .name_taken(&nack, link, peer, netns, &host, &inside)
+                    .unwrap_or_else(|| {
+                        refused(
+                            nack,
+                            format!(
+                                "cannot create veth {link}{attached} with peer {peer}{}",
+                                place(Some(netns))
+                            ),
+                        )
+                    }));
+            }
         };
         let (outside, within) = self.block(async {
             futures::join!(
@@ -569,31 +590,32 @@ impl NetlinkBackend {
         Ok(())
     }
 
-    /// Words a refused veth creation; for `EEXIST`, says which of the two names is taken.
-    fn veth_refused(
+    /// For a veth creation refused with `EEXIST`: which of the two names is taken.
+    fn name_taken(
         &self,
-        nack: Nack,
+        nack: &Nack,
         link: &str,
         peer: &str,
         netns: &str,
         host: &Handle,
         inside: &Handle,
-    ) -> KernelError {
-        if nack.errno == Errno::EEXIST && !nack.unanswered {
-            if self.block(rtnl::link_index(host.clone(), link)).is_ok() {
-                return KernelError::errno(libc::EEXIST, format!("an interface named {link} already exists"));
-            }
-            if self.block(rtnl::link_index(inside.clone(), peer)).is_ok() {
-                return KernelError::errno(
-                    libc::EEXIST,
-                    format!("an interface named {peer} already exists{}", place(Some(netns))),
-                );
-            }
+    ) -> Option<KernelError> {
+        if nack.errno != Errno::EEXIST || nack.unanswered {
+            return None;
         }
-        refused(
-            nack,
-            format!("cannot create veth {link} with peer {peer}{}", place(Some(netns))),
-        )
+        if self.block(rtnl::link_index(host.clone(), link)).is_ok() {
+            return Some(KernelError::errno(
+                libc::EEXIST,
+                format!("an interface named {link} already exists"),
+            ));
+        }
+        if self.block(rtnl::link_index(inside.clone(), peer)).is_ok() {
+            return Some(KernelError::errno(
+                libc::EEXIST,
+                format!("an interface named {peer} already exists{}", place(Some(netns))),
+            ));
+        }
+        None
     }
 
     fn add_macvlan(
@@ -840,7 +862,8 @@ impl Backend for NetlinkBackend {
                 netns,
                 mtu,
                 mac,
-            } => self.add_veth(link, peer, netns, *mtu, *mac),
+                master,
+            } => self.add_veth(link, peer, netns, *mtu, *mac, master.as_deref()),
             Op::AddMacvlan {
                 link,
                 parent,

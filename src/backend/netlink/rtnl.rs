@@ -268,18 +268,34 @@ pub async fn add_bridge(mut handle: Handle, name: &str, mtu: u32, mac: Vec<u8>) 
     .await
 }
 
-/// A veth pair in one request: `link` here, `peer` created directly inside the namespace
-/// `netns_fd` refers to, with `mac`; `link` with `link_mac`; both with `mtu`; both down.
-/// The peer's index, when the kernel says it (it echoes what it made).
-pub async fn add_veth(
-    mut handle: Handle,
-    link: &str,
-    peer: &str,
-    netns_fd: RawFd,
-    mtu: u32,
-    link_mac: Vec<u8>,
-    mac: Vec<u8>,
-) -> Result<Option<u32>, Nack> {
+/// A veth pair to make in one request.
+pub struct Veth<'a> {
+    /// The end in the handle's namespace, with `link_mac`.
+    pub link: &'a str,
+    pub link_mac: Vec<u8>,
+    /// The end created directly inside the namespace `netns_fd` refers to, with `mac`.
+    pub peer: &'a str,
+    pub netns_fd: RawFd,
+    pub mac: Vec<u8>,
+    /// Of both ends.
+    pub mtu: u32,
+    /// The index of the bridge `link` is attached to, by the kernel, once the pair is
+    /// made; if it cannot be, the pair is deleted again and the request refused.
+    pub master: Option<u32>,
+}
+
+/// Makes `veth`, both ends down. The peer's index, when the kernel says it (it echoes
+/// what it made).
+pub async fn add_veth(mut handle: Handle, veth: Veth<'_>) -> Result<Option<u32>, Nack> {
+    let Veth {
+        link,
+        link_mac,
+        peer,
+        netns_fd,
+        mac,
+        mtu,
+        master,
+    } = veth;
     // One queue each way, as the veth would end up with anyway: asked for at creation,
     // so that the kernel does not make one per CPU and then wait for an RCU grace
     // period to take the others away, twice per pair (500 pairs: 1,000 waits).
@@ -302,6 +318,7 @@ pub async fn add_veth(
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_message))),
         ]),
     ]);
+    message.attributes.extend(master.map(LinkAttribute::Controller));
     let replies = request(
         &mut handle,
         RouteNetlinkMessage::NewLink(message),
